@@ -1,0 +1,94 @@
+"""The operator console: the notifyhub admin site, OAuth applications and accounts."""
+
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from oauth2_provider.admin import ApplicationAdmin as DotApplicationAdmin
+from oauth2_provider.models import AccessToken, Grant, IDToken, RefreshToken
+
+from notifyhub.dashboard import counters_read
+from notifyhub.models import Account, AccountMember, Application
+
+
+class HubAdminSite(admin.AdminSite):
+    """The admin titled notifyhub, whose index shows the hub's state at a glance."""
+
+    site_header = "notifyhub"
+    site_title = "notifyhub"
+    index_title = "Operator console"
+
+    def index(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> TemplateResponse:
+        extra_context = {**(extra_context or {}), "hub_counters": counters_read()}
+        return super().index(request, extra_context)
+
+
+site = HubAdminSite(name="admin")
+
+
+@admin.register(Application, site=site)
+class ApplicationAdmin(DotApplicationAdmin):
+    list_display = ("name", "client_id", "authorization_grant_type", "allowed_scopes", "user")
+    list_filter = ("authorization_grant_type", "client_type")
+    search_fields = ("name", "client_id", "allowed_scopes")
+    list_select_related = ("user",)
+    raw_id_fields = ("user",)
+
+
+@admin.register(AccessToken, site=site)
+class AccessTokenAdmin(admin.ModelAdmin):
+    list_display = ("id", "application", "user", "scope", "expires")
+    list_filter = ("application",)
+    search_fields = ("application__name", "application__client_id", "user__username")
+    list_select_related = ("application", "user")
+    raw_id_fields = ("user", "source_refresh_token", "id_token", "application")
+    exclude = ("token", "token_checksum")
+    actions = ["revoke"]
+
+    @admin.action(description="Revoke selected tokens")
+    def revoke(self, request: HttpRequest, queryset: Any) -> None:
+        for token in queryset:
+            token.revoke()
+
+
+@admin.register(RefreshToken, site=site)
+class RefreshTokenAdmin(admin.ModelAdmin):
+    list_display = ("id", "application", "user", "revoked")
+    list_select_related = ("application", "user")
+    raw_id_fields = ("user", "access_token", "application")
+    exclude = ("token", "token_checksum")
+
+
+for model in (Grant, IDToken):
+    site.register(model)
+
+
+class AccountMemberInline(admin.TabularInline):
+    model = AccountMember
+    extra = 0
+    raw_id_fields = ("user", "application")
+
+
+@admin.register(Account, site=site)
+class AccountAdmin(admin.ModelAdmin):
+    list_display = ("id", "name", "member_count", "created_at")
+    search_fields = ("id", "name")
+    inlines = [AccountMemberInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Account]:
+        return super().get_queryset(request).annotate(members_total=Count("members"))
+
+    @admin.display(description="members", ordering="members_total")
+    def member_count(self, account: Account) -> int:
+        return account.members_total  # type: ignore[attr-defined]
+
+
+site.register(Group, GroupAdmin)
+site.register(get_user_model(), UserAdmin)

@@ -1,0 +1,203 @@
+"""One error hierarchy and the platform's error body: `{"code": "NOT000001", "description": ...}`.
+
+Services raise `HubError` subclasses; the DRF exception handler and the Django handlers for API
+paths render them. Every code is listed in docs/errors.md; codes never change meaning.
+"""
+
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
+from rest_framework import exceptions as drf
+from rest_framework.response import Response
+
+logger = logging.getLogger(__name__)
+
+
+class HubError(Exception):
+    """A failure a client can act on: a stable code, an HTTP status and a sentence."""
+
+    code = "NOT000010"
+    status = 500
+    description = "Internal error."
+
+    def __init__(self, description: str | None = None, *, field: str | None = None) -> None:
+        self.description = description or self.description
+        self.field = field
+        super().__init__(self.description)
+
+    def body(self) -> dict[str, str]:
+        body = {"code": self.code, "description": self.description}
+        if self.field:
+            body["field"] = self.field
+        return body
+
+
+class NotAuthenticated(HubError):
+    code, status, description = "NOT000001", 401, "A valid access token is required."
+
+
+class ScopeMissing(HubError):
+    code, status, description = "NOT000002", 403, "The access token lacks the required scope."
+
+
+class NotFound(HubError):
+    code, status, description = "NOT000003", 404, "Not found."
+
+
+class MethodNotAllowed(HubError):
+    code, status, description = "NOT000004", 405, "Method not allowed."
+
+
+class UnsupportedMediaType(HubError):
+    code, status, description = "NOT000005", 415, "Unsupported media type; send application/json."
+
+
+class PayloadTooLarge(HubError):
+    code, status, description = "NOT000006", 413, "Request body too large."
+
+
+class ValidationFailed(HubError):
+    code, status, description = "NOT000007", 400, "Invalid request."
+
+
+class MalformedJson(HubError):
+    code, status, description = "NOT000008", 400, "The request body is not valid JSON."
+
+
+class Throttled(HubError):
+    code, status, description = "NOT000009", 429, "Too many requests."
+
+    def __init__(self, description: str | None = None, *, retry_after: int | None = None) -> None:
+        super().__init__(description)
+        self.retry_after = retry_after
+
+
+class NotAcceptable(HubError):
+    code, status, description = "NOT000011", 406, "Cannot produce the requested media type."
+
+
+class Forbidden(HubError):
+    code, status, description = "NOT000012", 403, "Not allowed."
+
+
+class Unprocessable(HubError):
+    code, status, description = "NOT000013", 422, "The request could not be processed."
+
+
+class ServiceUnavailable(HubError):
+    code, status, description = "NOT000014", 503, "A backing service is unavailable; retry later."
+
+
+WWW_AUTHENTICATE = 'Bearer realm="notifyhub"'
+
+
+def _first_message(detail: Any) -> tuple[str | None, str]:
+    """The first field name and message of a DRF ValidationError detail."""
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            inner_field, message = _first_message(value)
+            field = key if key != "non_field_errors" else None
+            if inner_field and field:
+                field = f"{field}.{inner_field}"
+            return field or inner_field, message
+    if isinstance(detail, list) and detail:
+        return _first_message(detail[0])
+    return None, str(detail)
+
+
+def hub_error_from(exc: Exception) -> HubError | None:
+    """Translate a framework exception into the platform's error, or None if it is a bug."""
+    if isinstance(exc, HubError):
+        return exc
+    if isinstance(exc, drf.NotAuthenticated | drf.AuthenticationFailed):
+        return NotAuthenticated(
+            str(exc.detail) if isinstance(exc, drf.AuthenticationFailed) else None
+        )
+    if isinstance(exc, drf.PermissionDenied | PermissionDenied):
+        return Forbidden()
+    if isinstance(exc, drf.NotFound | Http404):
+        return NotFound()
+    if isinstance(exc, drf.MethodNotAllowed):
+        return MethodNotAllowed(str(exc.detail))
+    if isinstance(exc, drf.UnsupportedMediaType):
+        return UnsupportedMediaType()
+    if isinstance(exc, drf.NotAcceptable):
+        return NotAcceptable()
+    if isinstance(exc, drf.ParseError):
+        return MalformedJson()
+    if isinstance(exc, drf.Throttled):
+        return Throttled(retry_after=int(exc.wait) if exc.wait else None)
+    if isinstance(exc, RequestDataTooBig):
+        return PayloadTooLarge()
+    if isinstance(exc, drf.ValidationError):
+        field, message = _first_message(exc.detail)
+        return ValidationFailed(f"{field}: {message}" if field else message, field=field)
+    if isinstance(exc, drf.APIException):
+        error = HubError(str(exc.detail))
+        error.status = exc.status_code
+        return error
+    return None
+
+
+def error_response(error: HubError) -> Response:
+    """The DRF response carrying one platform error, with the headers its status calls for."""
+    headers: dict[str, str] = {}
+    if error.status == 401:
+        headers["WWW-Authenticate"] = WWW_AUTHENTICATE
+    if isinstance(error, ScopeMissing):
+        headers["WWW-Authenticate"] = f'{WWW_AUTHENTICATE}, error="insufficient_scope"'
+    if isinstance(error, Throttled) and error.retry_after is not None:
+        headers["Retry-After"] = str(error.retry_after)
+    return Response(error.body(), status=error.status, headers=headers)
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's exception handler: every API error becomes the platform's error body."""
+    error = hub_error_from(exc)
+    if error is None:
+        return None  # A bug: Django's handler500 renders it (as JSON on API paths).
+    return error_response(error)
+
+
+# --- Django-level handlers: JSON on API paths, the usual pages elsewhere ---
+
+
+def is_api_path(path: str) -> bool:
+    return path.startswith(settings.NOTIFYHUB_API_PREFIXES)
+
+
+def json_error(error: HubError) -> JsonResponse:
+    response = JsonResponse(error.body(), status=error.status)
+    if error.status == 401:
+        response["WWW-Authenticate"] = WWW_AUTHENTICATE
+    return response
+
+
+def handler400(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if is_api_path(request.path):
+        if isinstance(exception, RequestDataTooBig):
+            return json_error(PayloadTooLarge())
+        return json_error(ValidationFailed("Bad request."))
+    return defaults.bad_request(request, exception)
+
+
+def handler403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if is_api_path(request.path):
+        return json_error(Forbidden())
+    return defaults.permission_denied(request, exception)
+
+
+def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if is_api_path(request.path):
+        return json_error(NotFound())
+    return defaults.page_not_found(request, exception)
+
+
+def handler500(request: HttpRequest) -> HttpResponse:
+    if is_api_path(request.path):
+        return json_error(HubError())
+    return defaults.server_error(request)

@@ -1,0 +1,82 @@
+"""Platform models: OAuth applications with their allowed scopes, and accounts with members."""
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from oauth2_provider.models import AbstractApplication
+
+# `^[\p{L}0-9._-]+$`: letters of any script, digits, dot, underscore, hyphen.
+IDENTIFIER_REGEX = r"^(?:[^\W\d_]|[0-9._-])+$"
+identifier_validator = RegexValidator(
+    IDENTIFIER_REGEX, "Use letters, digits, '.', '_' and '-' only.", code="invalid_identifier"
+)
+
+
+class Application(AbstractApplication):
+    """An OAuth client, and the scopes a token issued to it may ever carry."""
+
+    allowed_scopes = models.TextField(
+        blank=True,
+        default="",
+        help_text="Space-separated scopes this application may be granted.",
+    )
+
+    class Meta(AbstractApplication.Meta):
+        swappable = "OAUTH2_PROVIDER_APPLICATION_MODEL"
+
+    def allowed_scope_list(self) -> list[str]:
+        """The allowed scopes that the server also knows, in a stable order."""
+        known = settings.OAUTH2_PROVIDER["SCOPES"]
+        granted = set(self.allowed_scopes.split())
+        return [scope for scope in known if scope in granted]
+
+
+class Account(models.Model):
+    """A tenant that events, streams and devices belong to (the Device API's ACCOUNT_ID)."""
+
+    id = models.CharField(primary_key=True, max_length=128, validators=[identifier_validator])
+    name = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.name or self.id
+
+
+class AccountMember(models.Model):
+    """One principal (a user, or an OAuth application acting as itself) belonging to one account."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="members")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE
+    )
+    application = models.ForeignKey(
+        settings.OAUTH2_PROVIDER_APPLICATION_MODEL, null=True, blank=True, on_delete=models.CASCADE
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                name="account_member_is_user_xor_application",
+                condition=(
+                    models.Q(user__isnull=False, application__isnull=True)
+                    | models.Q(user__isnull=True, application__isnull=False)
+                ),
+            ),
+            models.UniqueConstraint(
+                fields=["account", "user"],
+                condition=models.Q(user__isnull=False),
+                name="account_member_unique_user",
+            ),
+            models.UniqueConstraint(
+                fields=["account", "application"],
+                condition=models.Q(application__isnull=False),
+                name="account_member_unique_application",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user or self.application} in {self.account_id}"

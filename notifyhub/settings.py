@@ -1,0 +1,315 @@
+"""notifyhub settings: one module, every value read once from the environment.
+
+A bad value raises ImproperlyConfigured naming the variable. Development defaults exist only
+when DEBUG is on. Every NOTIFYHUB_* variable is documented in the README's settings table.
+"""
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("NOTIFYHUB_VAR_DIR", BASE_DIR / "var"))
+
+
+# --- Typed environment helpers ---
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), got {raw!r}")
+
+
+def env_int(name: str, default: int, *, minimum: int = 0) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_seconds(name: str, default: int) -> timedelta:
+    """A duration given in seconds."""
+    return timedelta(seconds=env_int(name, default, minimum=1))
+
+
+# --- Core ---
+
+DEBUG = env_bool("DEBUG", False)
+
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
+    # Development only: DEBUG is on, so this key never signs anything in production.
+    SECRET_KEY = "dev-only-insecure-notifyhub-key-do-not-use-in-production"  # noqa: S105
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin.apps.SimpleAdminConfig",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "oauth2_provider",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "notifyhub",
+    "events",
+    "subscriptions",
+    "devices",
+]
+
+MIDDLEWARE = [
+    "notifyhub.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "notifyhub.urls"
+ASGI_APPLICATION = "notifyhub.asgi.application"
+WSGI_APPLICATION = "notifyhub.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ---
+
+# Under ASGI every request may run on a different thread, so connections are not kept between
+# requests unless asked for (CONN_MAX_AGE=0): a dropped PostgreSQL connection then fails at most
+# the request that held it. Celery workers set NOTIFYHUB_DB_CONN_MAX_AGE to keep theirs.
+_default_db = f"sqlite:///{VAR_DIR / 'notifyhub.sqlite3'}"
+try:
+    DATABASES = {
+        "default": dj_database_url.parse(
+            os.environ.get("DATABASE_URL", _default_db),
+            conn_max_age=env_int("NOTIFYHUB_DB_CONN_MAX_AGE", 0),
+            conn_health_checks=True,
+        )
+    }
+except ValueError as exc:
+    raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from None
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several processes (web, worker, beat) share one file: wait for locks instead of failing.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+    )
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-notifyhub.sqlite3")}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis and cache ---
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+# Every Redis key and pub/sub channel of this deployment starts with this prefix, so two
+# deployments (or two test runs) on one Redis never see each other's messages.
+NOTIFYHUB_REDIS_PREFIX = os.environ.get("NOTIFYHUB_REDIS_PREFIX", "notifyhub")
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": NOTIFYHUB_REDIS_PREFIX,
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+    }
+}
+
+# --- Celery ---
+
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+# A task is acknowledged only once it finished, and given back to the queue if its worker dies;
+# each task claims its database row first, so a redelivered task cannot run its work twice.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # Longer than the longest task (webhook and push timeouts are seconds), but minutes, not the
+    # one-hour default, so a task lost with its worker runs again soon.
+    "visibility_timeout": env_int("NOTIFYHUB_CELERY_VISIBILITY_TIMEOUT", 300, minimum=30),
+    "global_keyprefix": f"{NOTIFYHUB_REDIS_PREFIX}:celery:",
+}
+CELERY_TASK_DEFAULT_QUEUE = "notifyhub"
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+
+# --- Auth and OAuth 2.0 ---
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "admin:login"
+
+SCOPE_ADMINISTRATOR = "notification:consent:administrator"
+SCOPE_CONSUMER = "notification:consent:consumer"
+SCOPE_PUBLISH = "events:publish"
+SCOPE_DEVICES = "devices:manage"
+
+NOTIFYHUB_ACCESS_TOKEN_TTL = env_int("NOTIFYHUB_ACCESS_TOKEN_TTL", 3600, minimum=60)
+# How long a validated token may be answered from Redis before the database is asked again.
+# Revocation deletes the cached entry at once, so this only bounds natural expiry drift.
+NOTIFYHUB_TOKEN_CACHE_TTL = env_int("NOTIFYHUB_TOKEN_CACHE_TTL", 60)
+
+OAUTH2_PROVIDER_APPLICATION_MODEL = "notifyhub.Application"
+OAUTH2_PROVIDER = {
+    "SCOPES": {
+        SCOPE_ADMINISTRATOR: "Create and delete subscriptions, release deliveries, manage the hub",
+        SCOPE_CONSUMER: "Read own subscriptions and notifications, open streams",
+        SCOPE_PUBLISH: "Post events",
+        SCOPE_DEVICES: "Register devices for accounts the token may act for",
+    },
+    # Per-application allowed scopes: a token never carries a scope its application was not
+    # granted, and a request without `scope` gets exactly the application's allowed scopes.
+    "SCOPES_BACKEND_CLASS": "notifyhub.oauth.ApplicationScopes",
+    "OAUTH2_VALIDATOR_CLASS": "notifyhub.oauth.HubOAuth2Validator",
+    "ACCESS_TOKEN_EXPIRE_SECONDS": NOTIFYHUB_ACCESS_TOKEN_TTL,
+    "PKCE_REQUIRED": True,
+    # RFC 9700 (OAuth 2.0 Security BCP): tokens stored only as checksums, no implicit or
+    # password grants, S256 PKCE only, no tokens in query strings, refresh-token replay revokes
+    # the whole family; the config gates make a non-compliant setting an error at deploy time.
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_SCHEME": not DEBUG,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["https", "http"] if DEBUG else ["https"],
+}
+
+# --- REST framework and OpenAPI ---
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["notifyhub.auth.BearerTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["notifyhub.auth.HasRequiredScope"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "notifyhub.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "notifyhub",
+    "DESCRIPTION": "Self-hosted notification hub: events in, notifications out.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# Paths whose errors are always JSON in the platform's error body, never an HTML page.
+NOTIFYHUB_API_PREFIXES = ("/api/", "/v1/", "/v2/", "/notification/", "/o/", "/healthz", "/readyz")
+
+# --- Internationalization and static files ---
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+# --- Security (production) ---
+
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_bool("NOTIFYHUB_SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+SECURE_HSTS_SECONDS = env_int("NOTIFYHUB_HSTS_SECONDS", 0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = not DEBUG
+X_FRAME_OPTIONS = "DENY"
+
+# --- Logging ---
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "notifyhub.middleware.RequestIdLogFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"}
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["request_id"],
+            "formatter": "plain",
+        }
+    },
+    "root": {"handlers": ["console"], "level": os.environ.get("NOTIFYHUB_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}

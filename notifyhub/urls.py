@@ -1,0 +1,23 @@
+"""Root URLs. Each app contributes the URLs of its own surfaces."""
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from oauth2_provider import urls as oauth2_urls
+
+from notifyhub import health
+from notifyhub.admin import site as admin_site
+
+urlpatterns = [
+    path("admin/", admin_site.urls),
+    path("o/", include(oauth2_urls, namespace="oauth2_provider")),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
+]
+
+handler400 = "notifyhub.errors.handler400"
+handler403 = "notifyhub.errors.handler403"
+handler404 = "notifyhub.errors.handler404"
+handler500 = "notifyhub.errors.handler500"

@@ -1,0 +1,54 @@
+"""The hub as `make run` starts it: daphne and a Celery worker as real processes, over HTTP."""
+
+import base64
+
+import httpx
+import pytest
+from django.conf import settings
+
+from notifyhub.services import client_create
+from tests import servers
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+def test_a_client_gets_a_token_and_the_hub_is_ready(daphne, celery_worker):
+    created = client_create(name="e2e", scopes=[settings.SCOPE_CONSUMER])
+    basic = base64.b64encode(
+        f"{created.application.client_id}:{created.client_secret}".encode()
+    ).decode()
+    token = httpx.post(
+        f"{daphne.url}/o/token/",
+        data={"grant_type": "client_credentials"},
+        headers={"Authorization": f"Basic {basic}"},
+        timeout=10,
+    )
+    assert token.status_code == 200, token.text
+    assert token.json()["scope"] == settings.SCOPE_CONSUMER
+
+    ready = httpx.get(f"{daphne.url}/readyz", timeout=10)
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["checks"]["worker"]["status"] == "ok"
+
+
+def test_readyz_is_503_and_names_the_worker_when_none_answers(log_dir):
+    # A Redis database no worker listens on: the hub is up but cannot do background work.
+    lonely_redis = settings.REDIS_URL.rsplit("/", 1)[0] + "/15"
+    process = servers.start_daphne(log_dir, REDIS_URL=lonely_redis)
+    try:
+        ready = httpx.get(f"{process.url}/readyz", timeout=10)
+    finally:
+        process.stop()
+    assert ready.status_code == 503
+    checks = ready.json()["checks"]
+    assert checks["database"]["status"] == "ok"
+    assert checks["redis"]["status"] == "ok"
+    assert checks["worker"]["status"] == "error"
+
+
+def test_api_errors_over_http_are_json(daphne):
+    response = httpx.get(f"{daphne.url}/api/does-not-exist", timeout=10)
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["code"] == "NOT000003"
+    assert response.headers["x-request-id"]
