@@ -95,17 +95,17 @@ class ServiceUnavailable(HubError):
 WWW_AUTHENTICATE = 'Bearer realm="notifyhub"'
 
 
-def _first_message(detail: Any) -> tuple[str | None, str]:
+def first_message(detail: Any) -> tuple[str | None, str]:
     """The first field name and message of a DRF ValidationError detail."""
     if isinstance(detail, dict):
         for key, value in detail.items():
-            inner_field, message = _first_message(value)
+            inner_field, message = first_message(value)
             field = key if key != "non_field_errors" else None
             if inner_field and field:
                 field = f"{field}.{inner_field}"
             return field or inner_field, message
     if isinstance(detail, list) and detail:
-        return _first_message(detail[0])
+        return first_message(detail[0])
     return None, str(detail)
 
 
@@ -134,7 +134,7 @@ def hub_error_from(exc: Exception) -> HubError | None:
     if isinstance(exc, RequestDataTooBig):
         return PayloadTooLarge()
     if isinstance(exc, drf.ValidationError):
-        field, message = _first_message(exc.detail)
+        field, message = first_message(exc.detail)
         return ValidationFailed(f"{field}: {message}" if field else message, field=field)
     if isinstance(exc, drf.APIException):
         error = HubError(str(exc.detail))

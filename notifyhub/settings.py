@@ -194,7 +194,16 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_TASK_DEFAULT_QUEUE = "notifyhub"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    "expire-idempotency-keys": {
+        "task": "events.tasks.idempotency_keys_expire_task",
+        "schedule": 600,
+    },
+    "purge-expired-notifications": {
+        "task": "subscriptions.tasks.notifications_purge_expired_task",
+        "schedule": 60,
+    },
+}
 
 # --- Auth and OAuth 2.0 ---
 
@@ -268,6 +277,16 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
 }
+
+# --- Events, subscriptions and retention ---
+
+NOTIFYHUB_MAX_EVENT_BYTES = env_int("NOTIFYHUB_MAX_EVENT_BYTES", 256 * 1024, minimum=1024)
+# An idempotency key is remembered at least this long (the sweep frees older keys).
+NOTIFYHUB_IDEMPOTENCY_WINDOW = env_seconds("NOTIFYHUB_IDEMPOTENCY_WINDOW", 24 * 3600)
+# How long a queued notification stays readable unless its subscription says otherwise.
+NOTIFYHUB_RETENTION = env_seconds("NOTIFYHUB_RETENTION", 6 * 3600)
+NOTIFYHUB_PAGE_SIZE = env_int("NOTIFYHUB_PAGE_SIZE", 100, minimum=1)
+NOTIFYHUB_MAX_PAGE_SIZE = 1000
 
 # Paths whose errors are always JSON in the platform's error body, never an HTML page.
 NOTIFYHUB_API_PREFIXES = ("/api/", "/v1/", "/v2/", "/notification/", "/o/", "/healthz", "/readyz")

@@ -15,6 +15,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
+    path("", include("events.urls")),
+    path("", include("subscriptions.urls")),
+    path("", include("devices.urls")),
 ]
 
 handler400 = "notifyhub.errors.handler400"

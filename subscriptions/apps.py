@@ -5,3 +5,16 @@ class SubscriptionsConfig(AppConfig):
     """Subscriptions, their notification queues, webhook deliveries and stream sessions."""
 
     name = "subscriptions"
+
+    def ready(self) -> None:
+        from events.channels import channel_register
+        from notifyhub.dashboard import counter_register
+        from subscriptions.channels import PullChannel
+        from subscriptions.selectors import notifications_pending_count
+
+        channel_register(PullChannel())
+        counter_register(
+            label="Queued notifications",
+            compute=notifications_pending_count,
+            url="/admin/subscriptions/notification/?expired=no",
+        )

@@ -1,7 +1,6 @@
 """Liveness and readiness against the real database, Redis and a real Celery worker."""
 
 
-
 def test_healthz_answers_without_any_backing_service(client):
     response = client.get("/healthz")
     assert response.status_code == 200

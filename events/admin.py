@@ -1,0 +1,59 @@
+"""Operator console for the event catalogue, API keys and ingested events."""
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from events.models import ApiKey, Event, EventType
+from events.services import api_key_create, api_key_revoke
+from notifyhub.admin import site
+
+
+@admin.register(EventType, site=site)
+class EventTypeAdmin(admin.ModelAdmin):
+    list_display = ("id", "enabled", "description", "has_schema")
+    list_filter = ("enabled",)
+    search_fields = ("id", "description")
+
+    @admin.display(boolean=True, description="schema")
+    def has_schema(self, event_type: EventType) -> bool:
+        return event_type.schema is not None
+
+
+@admin.register(ApiKey, site=site)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ("name", "hint", "created_at", "revoked_at")
+    list_filter = ("revoked_at",)
+    search_fields = ("name", "hint")
+    readonly_fields = ("hint", "created_at", "revoked_at")
+    fields = ("name", "hint", "created_at", "revoked_at")
+    actions = ["revoke"]
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: object, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        created = api_key_create(name=obj.name)
+        obj.pk = created.api_key.pk
+        messages.warning(request, f"The key is shown only now: {created.raw_key}")
+
+    @admin.action(description="Revoke selected keys")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        api_key_revoke(api_key_ids=list(queryset.values_list("pk", flat=True)))
+
+
+@admin.register(Event, site=site)
+class EventAdmin(admin.ModelAdmin):
+    list_display = ("id", "type", "producer", "account_id", "created_at")
+    list_filter = ("type", ("created_at", admin.DateFieldListFilter))
+    search_fields = ("=id", "type__id", "account_id", "user_id", "ticket_number")
+    list_select_related = ("type",)
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in Event._meta.fields]
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

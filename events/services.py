@@ -1,0 +1,165 @@
+"""Rules that write: API keys, event ingestion (validate, dedupe, store, route)."""
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+import jsonschema
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from events.channels import channels_all
+from events.models import ApiKey, Event, EventType, new_event_id
+from notifyhub import errors
+from notifyhub.types import JSONDict
+
+logger = logging.getLogger(__name__)
+
+ROUTING_ATTRIBUTES = ("account_id", "user_id", "ticket_number")
+
+
+class IngestRefused(errors.HubError):
+    code, status, description = "NOT000013", 422, "The event cannot be ingested."
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """The stored event, and whether this request created it or repeated an earlier one."""
+
+    event_id: str
+    created_at: datetime
+    duplicate: bool
+
+
+# --- API keys ---
+
+
+@dataclass(frozen=True)
+class NewApiKey:
+    api_key: ApiKey
+    raw_key: str
+
+
+def api_key_create(*, name: str) -> NewApiKey:
+    """Create a producer API key; the raw key is returned this once and stored only hashed."""
+    raw = ApiKey.generate()
+    api_key = ApiKey.objects.create(name=name, key_hash=ApiKey.hash(raw), hint=raw[:10])
+    return NewApiKey(api_key=api_key, raw_key=raw)
+
+
+def api_key_revoke(*, api_key_ids: list[int]) -> int:
+    """Revoke keys at once; a revoked key is refused on its next request."""
+    return ApiKey.objects.filter(pk__in=api_key_ids, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+
+
+# --- Ingestion ---
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def payload_fingerprint(*, type_id: str, payload: JSONDict) -> str:
+    """The SHA-256 of the type and canonical payload: equal for equal events."""
+    return hashlib.sha256(f"{type_id}\n{canonical_json(payload)}".encode()).hexdigest()
+
+
+@lru_cache(maxsize=256)
+def _schema_validator(schema_json: str) -> jsonschema.Draft202012Validator:
+    """Compiled once per distinct schema, not once per event."""
+    return jsonschema.Draft202012Validator(json.loads(schema_json))
+
+
+def _validate_payload(event_type: EventType, payload: JSONDict) -> None:
+    if event_type.schema is None:
+        return
+    validator = _schema_validator(canonical_json(event_type.schema))
+    error = jsonschema.exceptions.best_match(validator.iter_errors(payload))
+    if error is not None:
+        where = "event.payload" + "".join(f".{part}" for part in error.absolute_path)
+        raise IngestRefused(f"{where}: {error.message}", field=where)
+
+
+def _routing_attribute(payload: JSONDict, key: str) -> str | None:
+    value = payload.get(key)
+    if value is None or isinstance(value, dict | list | bool):
+        return None
+    return str(value)[:150]
+
+
+def event_ingest(
+    *,
+    producer: str,
+    type_id: str,
+    payload: JSONDict,
+    idempotency_key: str | None,
+) -> IngestResult:
+    """Validate, dedupe and store one event, and route it in the same transaction.
+
+    `producer` scopes the idempotency key; without a key the type and payload are the key.
+    """
+    event_type = EventType.objects.filter(pk=type_id).first()
+    if event_type is None:
+        raise IngestRefused(f"event.type: unknown event type {type_id!r}", field="event.type")
+    if not event_type.enabled:
+        raise IngestRefused(f"event.type: event type {type_id!r} is disabled", field="event.type")
+    _validate_payload(event_type, payload)
+
+    fingerprint = payload_fingerprint(type_id=type_id, payload=payload)
+    key = idempotency_key or f"sha256:{fingerprint}"
+    candidate = Event(
+        id=new_event_id(),
+        type=event_type,
+        payload=payload,
+        producer=producer,
+        idempotency_key=key,
+        payload_hash=fingerprint,
+        created_at=timezone.now(),
+        **{name: _routing_attribute(payload, name) for name in ROUTING_ATTRIBUTES},
+    )
+    with transaction.atomic():
+        # ON CONFLICT DO NOTHING: a concurrent request with the same key waits here for the
+        # winner's transaction, then inserts nothing; the unique index decides, not a read.
+        Event.objects.bulk_create([candidate], ignore_conflicts=True)
+        stored = (
+            Event.objects.filter(producer=producer, idempotency_key=key)
+            .only("id", "created_at", "payload_hash")
+            .get()
+        )
+        if stored.id != candidate.id:
+            if stored.payload_hash != fingerprint:
+                raise IngestRefused(
+                    "Idempotency-Key: this key was already used with a different event",
+                    field="Idempotency-Key",
+                )
+            return IngestResult(event_id=stored.id, created_at=stored.created_at, duplicate=True)
+        event_route(event=candidate)
+    return IngestResult(event_id=candidate.id, created_at=candidate.created_at, duplicate=False)
+
+
+def event_route(*, event: Event) -> None:
+    """Hand the event to every delivery channel; runs inside the transaction that stored it."""
+    for channel in channels_all():
+        channel.route(event=event)
+
+
+def idempotency_keys_expire(*, batch_size: int = 5000) -> int:
+    """Free the idempotency keys older than the window, in batches; returns how many."""
+    cutoff = timezone.now() - settings.NOTIFYHUB_IDEMPOTENCY_WINDOW
+    total = 0
+    while True:
+        ids = list(
+            Event.objects.filter(created_at__lt=cutoff, idempotency_key__isnull=False).values_list(
+                "id", flat=True
+            )[:batch_size]
+        )
+        if not ids:
+            return total
+        total += Event.objects.filter(id__in=ids).update(idempotency_key=None)

@@ -1,0 +1,5 @@
+"""Type aliases shared by every app."""
+
+from typing import Any
+
+JSONDict = dict[str, Any]

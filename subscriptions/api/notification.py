@@ -1,0 +1,199 @@
+"""The Notification API: subscriptions and paged, read-once notifications (keep this contract)."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from notifyhub import errors
+from notifyhub.models import IDENTIFIER_REGEX
+from subscriptions.models import Subscription
+from subscriptions.selectors import (
+    subscription_get,
+    subscription_get_visible,
+    subscription_remaining,
+)
+from subscriptions.services import (
+    notifications_claim_page,
+    subscription_create,
+    subscription_delete,
+)
+
+
+class SubscriptionCreateInput(serializers.Serializer):
+    event_type_ids = serializers.ListField(
+        child=serializers.CharField(max_length=128), allow_empty=False, max_length=500
+    )
+    client_id = serializers.RegexField(IDENTIFIER_REGEX, max_length=100)
+    notification_url = serializers.URLField(
+        required=False, allow_blank=True, allow_null=True, max_length=2000
+    )
+    notification_page_size = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=settings.NOTIFYHUB_MAX_PAGE_SIZE
+    )
+    retention_hours = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=24 * 30
+    )
+
+    def validate_event_type_ids(self, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise serializers.ValidationError("event type ids must be unique")
+        return value
+
+
+class SubscriptionDetailOutput(serializers.Serializer):
+    client_id = serializers.CharField()
+    event_type_ids = serializers.ListField(child=serializers.CharField())
+    subscribed_by = serializers.CharField()
+    subscription_date = serializers.DateTimeField()
+    notification_url = serializers.CharField(allow_null=True)
+    notification_page_size = serializers.IntegerField()
+
+
+class SubscriptionStatusOutput(serializers.Serializer):
+    last_request_date = serializers.DateTimeField(allow_null=True)
+    number_of_remaining_notifications = serializers.IntegerField()
+
+
+class SubscriptionOutput(serializers.Serializer):
+    id = serializers.CharField()
+    subscription = SubscriptionDetailOutput()
+    subscription_status = SubscriptionStatusOutput()
+
+
+class NotificationItemOutput(serializers.Serializer):
+    id = serializers.CharField()
+    event_type_id = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField()
+    payload = serializers.JSONField()
+
+
+class NotificationPageOutput(serializers.Serializer):
+    page = serializers.IntegerField()
+    size = serializers.IntegerField()
+    results = NotificationItemOutput(many=True)
+
+
+def subscription_output(subscription: Subscription) -> dict[str, object]:
+    return SubscriptionOutput(
+        {
+            "id": str(subscription.id),
+            "subscription": {
+                "client_id": subscription.client_id,
+                "event_type_ids": sorted(t.id for t in subscription.event_types.all()),
+                "subscribed_by": subscription.subscribed_by,
+                "subscription_date": subscription.subscription_date,
+                "notification_url": subscription.notification_url or None,
+                "notification_page_size": subscription.notification_page_size,
+            },
+            "subscription_status": {
+                "last_request_date": subscription.last_request_date,
+                "number_of_remaining_notifications": subscription_remaining(
+                    subscription=subscription
+                ),
+            },
+        }
+    ).data
+
+
+def validated(serializer: serializers.Serializer) -> dict:
+    if not serializer.is_valid():
+        field, message = errors.first_message(serializer.errors)
+        raise errors.ValidationFailed(f"{field}: {message}" if field else message, field=field)
+    return serializer.validated_data
+
+
+class SubscriptionCreateApi(APIView):
+    required_scopes = [settings.SCOPE_ADMINISTRATOR]
+
+    @extend_schema(
+        operation_id="subscriptions_create",
+        request=SubscriptionCreateInput,
+        responses={201: SubscriptionOutput, 400: OpenApiResponse(description="Invalid body.")},
+    )
+    def post(self, request: Request) -> Response:
+        if not isinstance(request.data, dict):
+            raise errors.ValidationFailed("the body must be a JSON object")
+        data = validated(SubscriptionCreateInput(data=request.data))
+        retention_hours = data.get("retention_hours")
+        subscription = subscription_create(
+            client_id=data["client_id"],
+            event_type_ids=data["event_type_ids"],
+            subscribed_by=request.auth.client_id,
+            notification_url=data.get("notification_url") or "",
+            notification_page_size=data.get("notification_page_size"),
+            retention=timedelta(hours=retention_hours) if retention_hours else None,
+        )
+        subscription = subscription_get(subscription_id=str(subscription.id))
+        return Response(subscription_output(subscription), status=201)
+
+
+class SubscriptionDetailApi(APIView):
+    """GET for the owning consumer; DELETE for administrators."""
+
+    @property
+    def required_scopes(self) -> list[str]:
+        if self.request.method == "DELETE":
+            return [settings.SCOPE_ADMINISTRATOR]
+        return [settings.SCOPE_CONSUMER]
+
+    @extend_schema(operation_id="subscriptions_retrieve", responses={200: SubscriptionOutput})
+    def get(self, request: Request, subscription_id: str) -> Response:
+        subscription = subscription_get_visible(
+            client_id=request.auth.client_id, subscription_id=subscription_id
+        )
+        if subscription is None:
+            raise errors.NotFound("No such subscription.")
+        return Response(subscription_output(subscription))
+
+    @extend_schema(operation_id="subscriptions_destroy", responses={204: None})
+    def delete(self, request: Request, subscription_id: str) -> Response:
+        subscription = subscription_get(subscription_id=subscription_id)
+        if subscription is None:
+            raise errors.NotFound("No such subscription.")
+        subscription_delete(subscription=subscription)
+        return Response(status=204)
+
+
+class NotificationPageApi(APIView):
+    required_scopes = [settings.SCOPE_CONSUMER]
+
+    @extend_schema(
+        operation_id="subscriptions_notifications_list",
+        parameters=[OpenApiParameter("size", OpenApiTypes.INT, OpenApiParameter.QUERY)],
+        responses={200: NotificationPageOutput},
+    )
+    def get(self, request: Request, subscription_id: str) -> Response:
+        subscription = subscription_get_visible(
+            client_id=request.auth.client_id, subscription_id=subscription_id
+        )
+        if subscription is None:
+            raise errors.NotFound("No such subscription.")
+        size = subscription.notification_page_size
+        raw_size = request.query_params.get("size")
+        if raw_size is not None:
+            if not raw_size.isdigit() or not 1 <= int(raw_size) <= settings.NOTIFYHUB_MAX_PAGE_SIZE:
+                raise errors.ValidationFailed(
+                    f"size: an integer from 1 to {settings.NOTIFYHUB_MAX_PAGE_SIZE}", field="size"
+                )
+            size = int(raw_size)
+        page, claimed = notifications_claim_page(subscription=subscription, size=size)
+        results = [
+            {
+                "id": item.event.id,
+                "event_type_id": item.event.type_id,
+                "created_at": item.created_at,
+                "expires_at": item.expires_at,
+                "payload": item.event.payload,
+            }
+            for item in claimed
+        ]
+        return Response(
+            NotificationPageOutput({"page": page, "size": len(results), "results": results}).data
+        )

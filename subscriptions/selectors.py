@@ -1,0 +1,41 @@
+"""Reads and visibility rules for subscriptions."""
+
+import uuid
+
+from django.utils import timezone
+
+from subscriptions.models import Notification, Subscription
+
+
+def subscription_get_visible(*, client_id: str, subscription_id: str) -> Subscription | None:
+    """The subscription if it belongs to `client_id`; None for a foreign or unknown id alike."""
+    try:
+        pk = uuid.UUID(subscription_id)
+    except ValueError:
+        return None
+    return (
+        Subscription.objects.filter(pk=pk, client_id=client_id)
+        .prefetch_related("event_types")
+        .first()
+    )
+
+
+def subscription_get(*, subscription_id: str) -> Subscription | None:
+    """Any subscription by id (for administrators)."""
+    try:
+        pk = uuid.UUID(subscription_id)
+    except ValueError:
+        return None
+    return Subscription.objects.filter(pk=pk).prefetch_related("event_types").first()
+
+
+def subscription_remaining(*, subscription: Subscription) -> int:
+    """Notifications still readable: expired ones count as gone at once."""
+    return Notification.objects.filter(
+        subscription=subscription, expires_at__gt=timezone.now()
+    ).count()
+
+
+def notifications_pending_count() -> int:
+    """Readable notifications across every queue (admin index)."""
+    return Notification.objects.filter(expires_at__gt=timezone.now()).count()

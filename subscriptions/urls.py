@@ -1,0 +1,27 @@
+from django.urls import path
+
+from subscriptions.api.integration import IntegrationNotificationNextApi
+from subscriptions.api.notification import (
+    NotificationPageApi,
+    SubscriptionCreateApi,
+    SubscriptionDetailApi,
+)
+
+urlpatterns = [
+    path("notification/v1/subscriptions", SubscriptionCreateApi.as_view(), name="subscriptions"),
+    path(
+        "notification/v1/subscriptions/<str:subscription_id>",
+        SubscriptionDetailApi.as_view(),
+        name="subscription-detail",
+    ),
+    path(
+        "notification/v1/subscriptions/<str:subscription_id>/notifications",
+        NotificationPageApi.as_view(),
+        name="subscription-notifications",
+    ),
+    path(
+        "api/v3/integration/notifications",
+        IntegrationNotificationNextApi.as_view(),
+        name="integration-notifications",
+    ),
+]
