@@ -11,6 +11,7 @@ class NotifyhubConfig(AppConfig):
         from django.db.models.signals import post_delete
         from oauth2_provider.models import get_access_token_model
 
+        import notifyhub.openapi  # noqa: F401 - registers the schema extensions
         from notifyhub.auth import forget_deleted_token
         from notifyhub.dashboard import counter_register
         from notifyhub.selectors import live_token_count

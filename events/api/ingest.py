@@ -4,6 +4,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -35,6 +36,16 @@ class ClientTokenAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return errors.WWW_AUTHENTICATE
+
+
+class ClientTokenScheme(OpenApiAuthenticationExtension):
+    """How ClientTokenAuthentication appears in the OpenAPI schema."""
+
+    target_class = ClientTokenAuthentication
+    name = "clientToken"
+
+    def get_security_definition(self, auto_schema: object) -> dict[str, object]:
+        return {"type": "apiKey", "in": "header", "name": "Client-Token"}
 
 
 class IsProducer(BasePermission):
