@@ -5,6 +5,7 @@ is a second consumer who must see nothing of the first; the producer posts event
 member of account `acme`; Oscar is an outsider.
 """
 
+import importlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from oauth2_provider.models import AccessToken, set_token_value
 from oauthlib.common import generate_token
 from rest_framework.test import APIClient
 
+from events.models import EventType
 from notifyhub.celery import app as celery_app
 from notifyhub.models import Account, AccountMember, Application
 from notifyhub.services import client_create
@@ -36,6 +38,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items:
             if "postgres" in item.keywords:
                 item.add_marker(skip)
+
+
+def _uses_transactions(request: pytest.FixtureRequest) -> bool:
+    marker = request.node.get_closest_marker("django_db")
+    return "transactional_db" in request.fixturenames or bool(
+        marker and marker.kwargs.get("transaction")
+    )
+
+
+@pytest.fixture(autouse=True)
+def _seeded_event_types(request: pytest.FixtureRequest) -> None:
+    """Transactional tests flush the database after each test, data migrations included:
+    put the seeded event types back so every test starts from the migrated state."""
+    if not _uses_transactions(request):
+        return
+    request.getfixturevalue("transactional_db")
+    seed = importlib.import_module("events.migrations.0002_seed_event_types").SEED
+    for type_id, description in seed.items():
+        EventType.objects.get_or_create(id=type_id, defaults={"description": description})
 
 
 @dataclass

@@ -1,0 +1,54 @@
+"""The Integration API's FIFO pull: one notification per request, earliest first, 204 when empty."""
+
+import pytest
+
+from events.services import event_ingest
+from subscriptions.models import Notification
+from subscriptions.services import subscription_create
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v3/integration/notifications"
+
+
+def ingest(type_id, **payload):
+    return event_ingest(producer="key:t", type_id=type_id, payload=payload, idempotency_key=None)
+
+
+def test_the_earliest_notification_across_the_callers_subscriptions_comes_first(consumer, charlie):
+    subscription_create(client_id=consumer.client_id, event_type_ids=["ticket"], subscribed_by="a")
+    subscription_create(client_id=consumer.client_id, event_type_ids=["chat"], subscribed_by="a")
+    subscription_create(client_id=charlie.client_id, event_type_ids=["chat"], subscribed_by="a")
+    first = ingest("chat", n=1).event_id
+    second = ingest("ticket", n=2).event_id
+    api = consumer.api()
+    one = api.get(URL)
+    assert one.status_code == 200
+    body = one.json()
+    assert set(body) == {"id", "name", "data", "created_at", "expires_at"}
+    assert (body["id"], body["name"], body["data"]) == (first, "chat", {"n": 1})
+    assert api.get(URL).json()["id"] == second
+    assert api.get(URL).status_code == 204
+    # Charlie's copy of the first event is still his.
+    assert charlie.api().get(URL).json()["id"] == first
+
+
+def test_an_empty_queue_is_204_without_a_body(consumer):
+    response = consumer.api().get(URL)
+    assert response.status_code == 204
+    assert response.content == b""
+
+
+def test_the_fifo_pull_needs_the_consumer_scope(producer, anonymous):
+    assert producer.api().get(URL).status_code == 403
+    assert anonymous.get(URL).status_code == 401
+
+
+def test_expired_notifications_are_skipped(consumer):
+    from django.utils import timezone
+
+    subscription_create(client_id=consumer.client_id, event_type_ids=["chat"], subscribed_by="a")
+    ingest("chat", n=1)
+    ingest("chat", n=2)
+    Notification.objects.filter(event__payload__n=1).update(expires_at=timezone.now())
+    assert consumer.api().get(URL).json()["data"] == {"n": 2}
