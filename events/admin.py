@@ -5,6 +5,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from events.models import ApiKey, Event, EventType
+from events.selectors import event_type_cache_clear
 from events.services import api_key_create, api_key_revoke
 from notifyhub.admin import site
 
@@ -14,6 +15,10 @@ class EventTypeAdmin(admin.ModelAdmin):
     list_display = ("id", "enabled", "description", "has_schema")
     list_filter = ("enabled",)
     search_fields = ("id", "description")
+
+    def save_model(self, request: HttpRequest, obj: EventType, form: object, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        event_type_cache_clear()  # Other processes pick the change up within seconds.
 
     @admin.display(boolean=True, description="schema")
     def has_schema(self, event_type: EventType) -> bool:

@@ -1,5 +1,7 @@
 """Reads of the event catalogue."""
 
+import time
+
 from django.db.models import QuerySet
 
 from events.models import Event, EventType
@@ -23,3 +25,28 @@ def events_last_hour_count() -> int:
     from django.utils import timezone
 
     return Event.objects.filter(created_at__gte=timezone.now() - timedelta(hours=1)).count()
+
+
+# type id -> (read at, row or None). The catalogue changes rarely and every ingest reads it, so
+# each process keeps rows for a few seconds: enabling, disabling or re-schematising a type
+# takes effect within EVENT_TYPE_CACHE_SECONDS everywhere.
+EVENT_TYPE_CACHE_SECONDS = 5.0
+_event_types: dict[str, tuple[float, EventType | None]] = {}
+
+
+def event_type_get_cached(*, type_id: str) -> EventType | None:
+    """The catalogue row for `type_id` as of at most a few seconds ago."""
+    now = time.monotonic()
+    hit = _event_types.get(type_id)
+    if hit is not None and now - hit[0] < EVENT_TYPE_CACHE_SECONDS:
+        return hit[1]
+    row = EventType.objects.filter(pk=type_id).first()
+    if len(_event_types) > 10_000:  # Unknown ids are cached too; keep the map bounded.
+        _event_types.clear()
+    _event_types[type_id] = (now, row)
+    return row
+
+
+def event_type_cache_clear() -> None:
+    """Forget cached catalogue rows (after an edit in this process, and between tests)."""
+    _event_types.clear()

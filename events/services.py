@@ -10,11 +10,12 @@ from typing import Any
 
 import jsonschema
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from events.channels import channels_all
 from events.models import ApiKey, Event, EventType, new_event_id
+from events.selectors import event_type_get_cached
 from notifyhub import errors
 from notifyhub.types import JSONDict
 
@@ -105,7 +106,7 @@ def event_ingest(
 
     `producer` scopes the idempotency key; without a key the type and payload are the key.
     """
-    event_type = EventType.objects.filter(pk=type_id).first()
+    event_type = event_type_get_cached(type_id=type_id)
     if event_type is None:
         raise IngestRefused(f"event.type: unknown event type {type_id!r}", field="event.type")
     if not event_type.enabled:
@@ -124,23 +125,27 @@ def event_ingest(
         created_at=timezone.now(),
         **{name: _routing_attribute(payload, name) for name in ROUTING_ATTRIBUTES},
     )
-    with transaction.atomic():
-        # ON CONFLICT DO NOTHING: a concurrent request with the same key waits here for the
-        # winner's transaction, then inserts nothing; the unique index decides, not a read.
-        Event.objects.bulk_create([candidate], ignore_conflicts=True)
+    try:
+        with transaction.atomic():
+            # The unique index on (producer, idempotency_key) is the arbiter: a concurrent
+            # request with the same key blocks on this INSERT until the winner commits, then
+            # fails it; no read-before-write window exists.
+            candidate.save(force_insert=True)
+            event_route(event=candidate)
+    except IntegrityError:
         stored = (
             Event.objects.filter(producer=producer, idempotency_key=key)
             .only("id", "created_at", "payload_hash")
-            .get()
+            .first()
         )
-        if stored.id != candidate.id:
-            if stored.payload_hash != fingerprint:
-                raise IngestRefused(
-                    "Idempotency-Key: this key was already used with a different event",
-                    field="Idempotency-Key",
-                )
-            return IngestResult(event_id=stored.id, created_at=stored.created_at, duplicate=True)
-        event_route(event=candidate)
+        if stored is None:
+            raise  # Not a duplicate: some other constraint failed, which is a bug.
+        if stored.payload_hash != fingerprint:
+            raise IngestRefused(
+                "Idempotency-Key: this key was already used with a different event",
+                field="Idempotency-Key",
+            ) from None
+        return IngestResult(event_id=stored.id, created_at=stored.created_at, duplicate=True)
     return IngestResult(event_id=candidate.id, created_at=candidate.created_at, duplicate=False)
 
 

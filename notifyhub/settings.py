@@ -149,6 +149,19 @@ try:
     }
 except ValueError as exc:
     raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from None
+if (
+    DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+    and DATABASES["default"]["CONN_MAX_AGE"] == 0
+    and env_bool("NOTIFYHUB_DB_POOL", True)
+):
+    # psycopg's pool: a request borrows a connection that was checked before it is handed out,
+    # so a connection dropped by the server costs one reconnect, not a failed request, and
+    # requests do not pay a new PostgreSQL connection each.
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": env_int("NOTIFYHUB_DB_POOL_MAX_SIZE", 16, minimum=1),
+        "timeout": 10,
+    }  # CONN_HEALTH_CHECKS makes Django pass psycopg's connection check to the pool.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several processes (web, worker, beat) share one file: wait for locks instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {}).update(

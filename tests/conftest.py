@@ -21,6 +21,7 @@ from oauthlib.common import generate_token
 from rest_framework.test import APIClient
 
 from events.models import EventType
+from events.selectors import event_type_cache_clear
 from notifyhub.celery import app as celery_app
 from notifyhub.models import Account, AccountMember, Application
 from notifyhub.services import client_create
@@ -38,6 +39,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items:
             if "postgres" in item.keywords:
                 item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_event_type_cache() -> None:
+    """Each test sees the catalogue as it is now, not as a previous test left it."""
+    event_type_cache_clear()
 
 
 def _uses_transactions(request: pytest.FixtureRequest) -> bool:
