@@ -97,6 +97,7 @@ class LoadResult:
     errors: int
     seconds: float
     latencies: list[float]
+    timeline: list[tuple[float, int]]  # (seconds since start, items) per answered request
 
     @property
     def rate(self) -> float:
@@ -105,6 +106,10 @@ class LoadResult:
     @property
     def item_rate(self) -> float:
         return self.items / self.seconds
+
+    def window_rate(self, start: float, end: float) -> float:
+        """Items per second answered between `start` and `end` seconds into the run."""
+        return sum(n for at, n in self.timeline if start <= at < end) / (end - start)
 
     def percentile(self, q: float) -> float:
         if not self.latencies:
@@ -130,27 +135,31 @@ def load(
         counter = 0
         requests = errors = total_items = 0
         latencies: list[float] = []
+        timeline: list[tuple[float, int]] = []
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
         async with httpx.AsyncClient(limits=limits, timeout=30, headers=headers) as client:
-            deadline = time.monotonic() + duration
+            started = time.monotonic()
+            deadline = started + duration
 
             async def worker() -> None:
                 nonlocal counter, requests, errors, total_items
                 while time.monotonic() < deadline:
                     counter += 1
                     content = body(counter) if body else None
-                    started = time.perf_counter()
+                    sent = time.perf_counter()
                     response = await client.request(method, url, content=content)
-                    latencies.append(time.perf_counter() - started)
+                    latencies.append(time.perf_counter() - sent)
                     requests += 1
                     if response.status_code in ok:
-                        total_items += items(response)
+                        count = items(response)
+                        total_items += count
+                        timeline.append((time.monotonic() - started, count))
                     else:
                         errors += 1
 
-            started = time.monotonic()
             await asyncio.gather(*(worker() for _ in range(concurrency)))
-            return LoadResult(requests, total_items, errors, time.monotonic() - started, latencies)
+            seconds = time.monotonic() - started
+            return LoadResult(requests, total_items, errors, seconds, latencies, timeline)
 
     return asyncio.run(run())
 

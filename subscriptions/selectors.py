@@ -13,11 +13,7 @@ def subscription_get_visible(*, client_id: str, subscription_id: str) -> Subscri
         pk = uuid.UUID(subscription_id)
     except ValueError:
         return None
-    return (
-        Subscription.objects.filter(pk=pk, client_id=client_id)
-        .prefetch_related("event_types")
-        .first()
-    )
+    return Subscription.objects.filter(pk=pk, client_id=client_id).first()
 
 
 def subscription_get(*, subscription_id: str) -> Subscription | None:
@@ -26,7 +22,7 @@ def subscription_get(*, subscription_id: str) -> Subscription | None:
         pk = uuid.UUID(subscription_id)
     except ValueError:
         return None
-    return Subscription.objects.filter(pk=pk).prefetch_related("event_types").first()
+    return Subscription.objects.filter(pk=pk).first()
 
 
 def subscription_remaining(*, subscription: Subscription) -> int:

@@ -37,9 +37,9 @@ class IntegrationNotificationNextApi(APIView):
         return Response(
             IntegrationNotificationOutput(
                 {
-                    "id": claimed.event.id,
-                    "name": claimed.event.type_id,
-                    "data": claimed.event.payload,
+                    "id": claimed.event_id,
+                    "name": claimed.type_id,
+                    "data": claimed.payload,
                     "created_at": claimed.created_at,
                     "expires_at": claimed.expires_at,
                 }
