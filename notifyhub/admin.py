@@ -3,34 +3,20 @@
 from typing import Any
 
 from django.contrib import admin
-from django.contrib.auth import get_user_model
-from django.contrib.auth.admin import GroupAdmin, UserAdmin
-from django.contrib.auth.models import Group
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
-from django.template.response import TemplateResponse
 from oauth2_provider.admin import ApplicationAdmin as DotApplicationAdmin
 from oauth2_provider.models import AccessToken, Grant, IDToken, RefreshToken
 
-from notifyhub.dashboard import counters_read
 from notifyhub.models import Account, AccountMember, Application
 
+# Every app registers on the default site, which is HubAdminSite (see HubAdminConfig).
+site = admin.site
 
-class HubAdminSite(admin.AdminSite):
-    """The admin titled notifyhub, whose index shows the hub's state at a glance."""
-
-    site_header = "notifyhub"
-    site_title = "notifyhub"
-    index_title = "Operator console"
-
-    def index(
-        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
-    ) -> TemplateResponse:
-        extra_context = {**(extra_context or {}), "hub_counters": counters_read()}
-        return super().index(request, extra_context)
-
-
-site = HubAdminSite(name="admin")
+# django-oauth-toolkit registers its models with plain admins; these replace them.
+for _model in (Application, AccessToken, RefreshToken, Grant, IDToken):
+    if site.is_registered(_model):
+        site.unregister(_model)
 
 
 @admin.register(Application, site=site)
@@ -88,7 +74,3 @@ class AccountAdmin(admin.ModelAdmin):
     @admin.display(description="members", ordering="members_total")
     def member_count(self, account: Account) -> int:
         return account.members_total  # type: ignore[attr-defined]
-
-
-site.register(Group, GroupAdmin)
-site.register(get_user_model(), UserAdmin)

@@ -1,14 +1,14 @@
 """Root URLs. Each app contributes the URLs of its own surfaces."""
 
+from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from oauth2_provider import urls as oauth2_urls
 
 from notifyhub import health
-from notifyhub.admin import site as admin_site
 
 urlpatterns = [
-    path("admin/", admin_site.urls),
+    path("admin/", admin.site.urls),
     path("o/", include(oauth2_urls, namespace="oauth2_provider")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),

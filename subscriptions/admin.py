@@ -1,6 +1,7 @@
 """Operator console for subscriptions and their queues."""
 
 from django.contrib import admin
+from django.db import models
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
@@ -29,6 +30,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
     search_fields = ("=id", "client_id", "subscribed_by", "notification_url")
     readonly_fields = ("subscription_date", "last_request_date", "pages_read")
     inlines = [SubscriptionEventTypeInline]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Subscription]:
         live = Q(notifications__expires_at__gt=timezone.now())

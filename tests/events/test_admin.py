@@ -1,0 +1,66 @@
+"""The operator console for events: catalogue, API keys (shown once, revocable), events."""
+
+import pytest
+
+from events.models import ApiKey, EventType
+from events.services import api_key_create, event_ingest
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def operator(client, django_user_model):
+    client.force_login(django_user_model.objects.create_superuser("op", "op@example.com", "pw"))
+    return client
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/events/eventtype/",
+        "/admin/events/eventtype/chat/change/",
+        "/admin/events/apikey/",
+        "/admin/events/apikey/add/",
+        "/admin/events/event/",
+        "/admin/events/event/?q=chat",
+    ],
+)
+def test_event_admin_pages_render(operator, path):
+    event_ingest(producer="key:1", type_id="chat", payload={"a": 1}, idempotency_key=None)
+    assert operator.get(path).status_code == 200
+
+
+def test_adding_a_key_shows_it_once_and_stores_only_its_hash(operator):
+    response = operator.post("/admin/events/apikey/add/", {"name": "shop"}, follow=True)
+    assert response.status_code == 200
+    shown = next(m.message for m in response.context["messages"] if "nhk_" in m.message)
+    raw = shown.split(": ", 1)[1]
+    stored = ApiKey.objects.get()
+    assert stored.key_hash == ApiKey.hash(raw)
+    assert raw not in operator.get(f"/admin/events/apikey/{stored.pk}/change/").content.decode()
+
+
+def test_the_revoke_action_revokes_keys(operator):
+    created = api_key_create(name="shop")
+    operator.post(
+        "/admin/events/apikey/", {"action": "revoke", "_selected_action": [created.api_key.pk]}
+    )
+    created.api_key.refresh_from_db()
+    assert created.api_key.revoked_at is not None
+
+
+def test_an_invalid_schema_is_refused_in_the_admin(operator):
+    response = operator.post(
+        "/admin/events/eventtype/add/",
+        {"id": "order.x", "description": "", "enabled": "on", "schema": '{"type": 5}'},
+    )
+    assert response.status_code == 200
+    assert "not a valid JSON Schema" in response.content.decode()
+    assert not EventType.objects.filter(pk="order.x").exists()
+
+
+def test_the_index_counts_recent_events(operator):
+    event_ingest(producer="key:1", type_id="chat", payload={"a": 1}, idempotency_key=None)
+    content = operator.get("/admin/").content.decode()
+    assert "Events in the last hour" in content
+    assert "Queued notifications" in content
