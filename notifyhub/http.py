@@ -5,6 +5,7 @@ checked (so DNS cannot answer differently between the check and the connection),
 redirect, bounds the time and the size of each answer, and pools connections per process.
 """
 
+import atexit
 import ipaddress
 import os
 import socket
@@ -145,6 +146,7 @@ def pooled_client(*, max_connections: int) -> httpx.Client:
                 )
                 _clients.clear()
                 _clients[pid] = client
+                atexit.register(client.close)
     return client
 
 

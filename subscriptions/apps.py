@@ -7,6 +7,8 @@ class SubscriptionsConfig(AppConfig):
     name = "subscriptions"
 
     def ready(self) -> None:
+        # SimpleAdminConfig does not autodiscover: importing registers our pages on the hub's site.
+        import subscriptions.admin  # noqa: F401
         from events.channels import channel_register
         from notifyhub.dashboard import counter_register
         from subscriptions.channels import PullChannel, WebhookChannel
