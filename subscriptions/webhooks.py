@@ -219,12 +219,12 @@ def _claim(
             .select_for_update(skip_locked=True)
             .values_list("id", "subscription_id")[: free * 4]
         )
-        taken: Counter[uuid.UUID] = Counter()
         chosen: list[int] = []
         for delivery_id, subscription_id in candidates:
-            if busy[subscription_id] + taken[subscription_id] >= per_subscription:
+            if busy[subscription_id] >= per_subscription:
                 continue
-            taken[subscription_id] += 1
+            # Counted as busy from the claim on, so the next claim of this round sees it.
+            busy[subscription_id] += 1
             chosen.append(delivery_id)
             if len(chosen) == free:
                 break
@@ -459,7 +459,6 @@ def deliveries_send(*, delivery_ids: list[int] | None = None) -> int:
                     per_subscription=per_subscription,
                 )
             for prepared in _prepare(claimed):
-                busy[prepared.subscription_id] += 1
                 in_flight[executor.submit(_send, prepared, policy)] = prepared
             if (not claimed and not in_flight) or time.monotonic() > deadline:
                 drained = True

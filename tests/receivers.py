@@ -63,12 +63,15 @@ class Receiver:
                     behaviour.release.wait(timeout=60)
                 if behaviour.delay:
                     time.sleep(behaviour.delay)
-                self.send_response(behaviour.status)
-                for name, value in behaviour.headers.items():
-                    self.send_header(name, value)
-                self.send_header("content-length", str(len(behaviour.body)))
-                self.end_headers()
-                self.wfile.write(behaviour.body)
+                try:
+                    self.send_response(behaviour.status)
+                    for name, value in behaviour.headers.items():
+                        self.send_header(name, value)
+                    self.send_header("content-length", str(len(behaviour.body)))
+                    self.end_headers()
+                    self.wfile.write(behaviour.body)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # The sender went away (timed out or died).
 
             def log_message(self, format: str, *args: object) -> None:
                 return

@@ -1,5 +1,6 @@
 """Webhook subscriptions and events made through the services, as the APIs make them."""
 
+from events.models import EventType
 from events.services import event_ingest
 from subscriptions.models import Delivery, Subscription
 from subscriptions.services import subscription_create
@@ -8,6 +9,8 @@ from subscriptions.services import subscription_create
 def push_subscription(
     *, client_id: str, url: str, type_id: str = "newMessage", policy: str = "once"
 ) -> Subscription:
+    # Transactional tests flush the seeded catalogue between tests.
+    EventType.objects.get_or_create(id=type_id)
     return subscription_create(
         client_id=client_id,
         event_type_ids=[type_id],
