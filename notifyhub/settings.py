@@ -4,6 +4,7 @@ A bad value raises ImproperlyConfigured naming the variable. Development default
 when DEBUG is on. Every NOTIFYHUB_* variable is documented in the README's settings table.
 """
 
+import ipaddress
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -216,6 +217,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "subscriptions.tasks.notifications_purge_expired_task",
         "schedule": 60,
     },
+    "sweep-webhook-deliveries": {
+        "task": "subscriptions.tasks.deliveries_sweep_task",
+        "schedule": 15,
+    },
 }
 
 # --- Auth and OAuth 2.0 ---
@@ -303,6 +308,38 @@ NOTIFYHUB_MAX_PAGE_SIZE = 1000
 
 # Paths whose errors are always JSON in the platform's error body, never an HTML page.
 NOTIFYHUB_API_PREFIXES = ("/api/", "/v1/", "/v2/", "/notification/", "/o/", "/healthz", "/readyz")
+
+# --- Webhooks ---
+
+NOTIFYHUB_WEBHOOK_CONNECT_TIMEOUT = env_float("NOTIFYHUB_WEBHOOK_CONNECT_TIMEOUT", 3.0, minimum=0.1)
+# The whole exchange (connect, send, answer) of one delivery attempt.
+NOTIFYHUB_WEBHOOK_TIMEOUT = env_float("NOTIFYHUB_WEBHOOK_TIMEOUT", 10.0, minimum=0.5)
+NOTIFYHUB_WEBHOOK_MAX_RESPONSE_BYTES = env_int(
+    "NOTIFYHUB_WEBHOOK_MAX_RESPONSE_BYTES", 64 * 1024, minimum=0
+)
+# Sends in flight at once per worker process, and per subscription within it (so one slow
+# receiver can hold at most that many of the process's slots).
+NOTIFYHUB_WEBHOOK_CONCURRENCY = env_int("NOTIFYHUB_WEBHOOK_CONCURRENCY", 32, minimum=1)
+NOTIFYHUB_WEBHOOK_PER_SUBSCRIPTION = env_int("NOTIFYHUB_WEBHOOK_PER_SUBSCRIPTION", 8, minimum=1)
+# Networks a webhook may reach although they are not public (e.g. "127.0.0.0/8" in development).
+NOTIFYHUB_WEBHOOK_ALLOWED_NETWORKS = env_list("NOTIFYHUB_WEBHOOK_ALLOWED_NETWORKS", [])
+for _network in NOTIFYHUB_WEBHOOK_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"NOTIFYHUB_WEBHOOK_ALLOWED_NETWORKS: {_network!r} is not a network (CIDR)"
+        ) from None
+# A delivery still `sending` this long after its claim had a worker die under it: it becomes
+# `unknown`. Longer than the timeout, so a live send is never judged dead.
+NOTIFYHUB_WEBHOOK_LEASE = env_seconds("NOTIFYHUB_WEBHOOK_LEASE", 120)
+# The `retry` policy: attempts in all, and the first backoff (doubled each time, with jitter).
+NOTIFYHUB_WEBHOOK_MAX_ATTEMPTS = env_int("NOTIFYHUB_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
+NOTIFYHUB_WEBHOOK_RETRY_BASE = env_seconds("NOTIFYHUB_WEBHOOK_RETRY_BASE", 30)
+# How long the previous secret still signs after a rotation.
+NOTIFYHUB_WEBHOOK_SECRET_GRACE = env_seconds("NOTIFYHUB_WEBHOOK_SECRET_GRACE", 24 * 3600)
+# How often a client may release its failed deliveries.
+NOTIFYHUB_RELEASE_INTERVAL = env_seconds("NOTIFYHUB_RELEASE_INTERVAL", 3600)
 
 # --- Internationalization and static files ---
 

@@ -1,13 +1,24 @@
 """Operator console for subscriptions and their queues."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db import models
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
 from notifyhub.admin import site
-from subscriptions.models import Notification, Subscription, SubscriptionEventType
+from subscriptions.models import (
+    Delivery,
+    DeliveryAttempt,
+    Notification,
+    Subscription,
+    SubscriptionEventType,
+)
+from subscriptions.webhooks import (
+    deliveries_release,
+    deliveries_resend,
+    subscription_rotate_webhook_secret,
+)
 
 
 class SubscriptionEventTypeInline(admin.TabularInline):
@@ -25,12 +36,29 @@ class SubscriptionAdmin(admin.ModelAdmin):
         "last_request_date",
         "retention",
         "remaining",
+        "delivery_policy",
+        "push_disabled_at",
     )
-    list_filter = ("active",)
+    list_filter = ("active", "delivery_policy", ("push_disabled_at", admin.EmptyFieldListFilter))
     search_fields = ("=id", "client_id", "subscribed_by", "notification_url")
-    readonly_fields = ("subscription_date", "last_request_date", "pages_read")
+    readonly_fields = (
+        "subscription_date",
+        "last_request_date",
+        "pages_read",
+        "webhook_secret_previous_until",
+        "push_disabled_reason",
+    )
     inlines = [SubscriptionEventTypeInline]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    actions = ["rotate_webhook_secret"]
+
+    @admin.action(description="Rotate the webhook signing secret (shown once)")
+    def rotate_webhook_secret(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
+        for subscription in queryset.exclude(notification_url=""):
+            secret = subscription_rotate_webhook_secret(subscription=subscription)
+            self.message_user(
+                request, f"{subscription.id}: new secret {secret}", level=messages.WARNING
+            )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Subscription]:
         live = Q(notifications__expires_at__gt=timezone.now())
@@ -69,6 +97,76 @@ class NotificationAdmin(admin.ModelAdmin):
     search_fields = ("=event__id", "subscription__client_id")
     list_select_related = ("subscription", "event")
     raw_id_fields = ("subscription", "event")
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class DeliveryAttemptInline(admin.TabularInline):
+    model = DeliveryAttempt
+    extra = 0
+    can_delete = False
+    fields = ("number", "started_at", "duration_ms", "status_code", "error", "response_excerpt")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(Delivery, site=site)
+class DeliveryAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "subscription",
+        "client_id",
+        "event",
+        "status",
+        "attempts",
+        "last_status_code",
+        "last_error",
+        "created_at",
+        "finished_at",
+    )
+    list_filter = ("status",)
+    search_fields = ("=event__id", "subscription__client_id", "=subscription__id")
+    list_select_related = ("subscription", "event")
+    readonly_fields = [field.name for field in Delivery._meta.fields]
+    inlines = [DeliveryAttemptInline]
+    show_full_result_count = False
+    actions = ["resend", "release_for_client"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="client", ordering="subscription__client_id")
+    def client_id(self, delivery: Delivery) -> str:
+        return delivery.subscription.client_id
+
+    @admin.action(description="Resend")
+    def resend(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
+        count = deliveries_resend(delivery_ids=list(queryset.values_list("id", flat=True)))
+        self.message_user(request, f"{count} deliveries queued to be sent again.")
+
+    @admin.action(description="Release for this client (its failed and unknown deliveries)")
+    def release_for_client(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
+        clients = set(queryset.values_list("subscription__client_id", flat=True))
+        count = sum(
+            deliveries_release(client_id=client_id, rate_limited=False) for client_id in clients
+        )
+        self.message_user(request, f"{count} deliveries released for {len(clients)} client(s).")
+
+
+@admin.register(DeliveryAttempt, site=site)
+class DeliveryAttemptAdmin(admin.ModelAdmin):
+    list_display = ("id", "delivery", "number", "started_at", "duration_ms", "status_code", "error")
+    list_filter = ("status_code",)
+    search_fields = ("=delivery__event__id", "delivery__subscription__client_id")
+    list_select_related = ("delivery",)
+    raw_id_fields = ("delivery",)
     show_full_result_count = False
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -7,14 +7,22 @@ class SubscriptionsConfig(AppConfig):
     name = "subscriptions"
 
     def ready(self) -> None:
+        # SimpleAdminConfig does not autodiscover: importing registers our pages on the hub's site.
+        import subscriptions.admin  # noqa: F401
         from events.channels import channel_register
         from notifyhub.dashboard import counter_register
-        from subscriptions.channels import PullChannel
-        from subscriptions.selectors import notifications_pending_count
+        from subscriptions.channels import PullChannel, WebhookChannel
+        from subscriptions.selectors import deliveries_failed_count, notifications_pending_count
 
         channel_register(PullChannel())
+        channel_register(WebhookChannel())
         counter_register(
             label="Queued notifications",
             compute=notifications_pending_count,
             url="/admin/subscriptions/notification/?expired=no",
+        )
+        counter_register(
+            label="Failed deliveries",
+            compute=deliveries_failed_count,
+            url="/admin/subscriptions/delivery/?status__in=failed,unknown",
         )

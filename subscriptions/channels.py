@@ -1,7 +1,8 @@
-"""The pull channel: every routed event lands in the queue of each matching subscription."""
+"""The subscriptions app's delivery channels: pull queues and webhook push."""
 
 from events.models import Event
 from subscriptions.services import notifications_enqueue
+from subscriptions.webhooks import deliveries_create
 
 
 class PullChannel:
@@ -11,3 +12,13 @@ class PullChannel:
 
     def route(self, *, event: Event) -> None:
         notifications_enqueue(event=event)
+
+
+class WebhookChannel:
+    """Writes a delivery row per pushing subscription (the outbox) in the ingest transaction; a
+    worker POSTs it to the subscription's URL after commit."""
+
+    name = "webhook"
+
+    def route(self, *, event: Event) -> None:
+        deliveries_create(event=event)

@@ -1,7 +1,7 @@
 """Subscriptions and their per-subscription notification queues."""
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
@@ -18,6 +18,10 @@ def default_retention() -> timedelta:
 class Subscription(models.Model):
     """One consumer's (OAuth client's) wish to receive events of some types."""
 
+    class DeliveryPolicy(models.TextChoices):
+        ONCE = "once", "once (the Integration API's contract)"
+        RETRY = "retry", "retry with exponential backoff"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     client_id = models.CharField(max_length=100, db_index=True, validators=[identifier_validator])
     event_types = models.ManyToManyField(
@@ -33,12 +37,40 @@ class Subscription(models.Model):
     active = models.BooleanField(default=True)
     last_request_date = models.DateTimeField(null=True, blank=True)
     pages_read = models.PositiveBigIntegerField(default=0, editable=False)
+    # Webhook push: the Standard Webhooks signing secrets (kept readable: HMAC needs them), the
+    # previous one signing too until `webhook_secret_previous_until` after a rotation.
+    webhook_secret = models.CharField(max_length=100, blank=True, default="", editable=False)
+    webhook_secret_previous = models.CharField(
+        max_length=100, blank=True, default="", editable=False
+    )
+    webhook_secret_previous_until = models.DateTimeField(null=True, blank=True, editable=False)
+    delivery_policy = models.CharField(
+        max_length=10, choices=DeliveryPolicy.choices, default=DeliveryPolicy.ONCE
+    )
+    push_disabled_at = models.DateTimeField(
+        null=True, blank=True, help_text="Set when the receiver answered 410 Gone: no more pushes."
+    )
+    push_disabled_reason = models.CharField(max_length=200, blank=True, default="")
 
     class Meta:
         ordering = ["-subscription_date"]
 
     def __str__(self) -> str:
         return f"{self.client_id} {self.id}"
+
+    @property
+    def pushes(self) -> bool:
+        """Whether new events are POSTed to this subscription's URL."""
+        return bool(self.notification_url) and self.active and self.push_disabled_at is None
+
+    def signing_secrets(self, now: datetime) -> list[str]:
+        """The secrets that sign a delivery sent at `now`: the current one, and the previous one
+        during its grace period."""
+        secrets = [self.webhook_secret] if self.webhook_secret else []
+        until = self.webhook_secret_previous_until
+        if self.webhook_secret_previous and until is not None and until > now:
+            secrets.append(self.webhook_secret_previous)
+        return secrets
 
 
 class SubscriptionEventType(models.Model):
@@ -86,3 +118,84 @@ class Notification(models.Model):
     @property
     def is_expired(self) -> bool:
         return self.expires_at <= timezone.now()
+
+
+class Delivery(models.Model):
+    """One notification owed to one subscription's webhook URL: the outbox row and its ledger.
+
+    Written in the transaction that routes the event; the row, not the broker, says what is due.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "pending"
+        SENDING = "sending", "sending"
+        DELIVERED = "delivered", "delivered"
+        FAILED = "failed", "failed"
+        UNKNOWN = "unknown", "unknown (the worker died while sending)"
+
+    id = models.BigAutoField(primary_key=True)
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.CASCADE, related_name="deliveries", db_index=False
+    )
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True, default="")
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "deliveries"
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription", "event"], name="delivery_unique_per_subscription_event"
+            ),
+        ]
+        indexes = [
+            # Serves the claim and the sweep: due pending rows, oldest first.
+            models.Index(
+                fields=["next_attempt_at"],
+                name="delivery_due",
+                condition=models.Q(status="pending"),
+            ),
+            # Serves the sweep's lease check on rows a worker holds.
+            models.Index(
+                fields=["claimed_at"], name="delivery_sending", condition=models.Q(status="sending")
+            ),
+            # Serves release, the admin's failed filter and the failed counter.
+            models.Index(
+                fields=["subscription", "expires_at"],
+                name="delivery_failed",
+                condition=models.Q(status__in=["failed", "unknown"]),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subscription_id} {self.event_id} ({self.status})"
+
+
+class DeliveryAttempt(models.Model):
+    """One HTTP request made for a delivery, and what came of it."""
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_log")
+    number = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True, default="")
+    response_excerpt = models.CharField(max_length=500, blank=True, default="")
+
+    class Meta:
+        ordering = ["delivery", "number"]
+
+    def __str__(self) -> str:
+        return f"{self.delivery_id} #{self.number}"
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300

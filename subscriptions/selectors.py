@@ -4,7 +4,7 @@ import uuid
 
 from django.utils import timezone
 
-from subscriptions.models import Notification, Subscription
+from subscriptions.models import Delivery, Notification, Subscription
 
 
 def subscription_get_visible(*, client_id: str, subscription_id: str) -> Subscription | None:
@@ -35,3 +35,11 @@ def subscription_remaining(*, subscription: Subscription) -> int:
 def notifications_pending_count() -> int:
     """Readable notifications across every queue (admin index)."""
     return Notification.objects.filter(expires_at__gt=timezone.now()).count()
+
+
+def deliveries_failed_count() -> int:
+    """Failed and unknown deliveries not yet expired (admin index)."""
+    return Delivery.objects.filter(
+        status__in=[Delivery.Status.FAILED, Delivery.Status.UNKNOWN],
+        expires_at__gt=timezone.now(),
+    ).count()

@@ -4,6 +4,7 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -15,6 +16,7 @@ from events.selectors import event_types_missing
 from notifyhub import errors
 from notifyhub.types import JSONDict
 from subscriptions.models import Notification, Subscription, SubscriptionEventType
+from subscriptions.webhooks import webhook_secret_generate
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +42,23 @@ def subscription_create(
     notification_url: str = "",
     notification_page_size: int | None = None,
     retention: timedelta | None = None,
+    delivery_policy: str = Subscription.DeliveryPolicy.ONCE,
 ) -> Subscription:
-    """Subscribe a client to event types that all exist in the catalogue."""
+    """Subscribe a client to event types that all exist in the catalogue.
+
+    With a `notification_url` (http or https) it gets a webhook signing secret, readable on the
+    returned object this once.
+    """
+    if notification_url and urlsplit(notification_url).scheme.lower() not in ("http", "https"):
+        raise errors.ValidationFailed(
+            "notification_url: only http and https URLs can receive webhooks",
+            field="notification_url",
+        )
+    if delivery_policy not in Subscription.DeliveryPolicy.values:
+        raise errors.ValidationFailed(
+            f"delivery_policy: one of {', '.join(Subscription.DeliveryPolicy.values)}",
+            field="delivery_policy",
+        )
     missing = event_types_missing(type_ids=event_type_ids)
     if missing:
         raise errors.ValidationFailed(
@@ -53,6 +70,8 @@ def subscription_create(
         notification_url=notification_url,
         notification_page_size=notification_page_size or settings.NOTIFYHUB_PAGE_SIZE,
         retention=retention or settings.NOTIFYHUB_RETENTION,
+        webhook_secret=webhook_secret_generate() if notification_url else "",
+        delivery_policy=delivery_policy,
     )
     SubscriptionEventType.objects.bulk_create(
         SubscriptionEventType(subscription=subscription, event_type_id=type_id)

@@ -1,11 +1,25 @@
-"""Celery adapters for subscription housekeeping."""
+"""Celery adapters for subscription housekeeping and webhook sending."""
 
 from celery import shared_task
 
 from subscriptions.services import notifications_purge_expired
+from subscriptions.webhooks import deliveries_send, deliveries_sweep
 
 
 @shared_task
 def notifications_purge_expired_task() -> int:
     """Delete notifications past their retention (beat, every minute)."""
     return notifications_purge_expired()
+
+
+@shared_task
+def deliveries_send_task(*, delivery_ids: list[int]) -> int:
+    """Send these deliveries (each claimed pending → sending first) and any others due."""
+    return deliveries_send(delivery_ids=delivery_ids)
+
+
+@shared_task
+def deliveries_sweep_task() -> dict[str, int]:
+    """Mark dead sends unknown and re-enqueue deliveries due but not attempted (beat)."""
+    result = deliveries_sweep()
+    return {"unknown": result.unknown, "expired": result.expired, "enqueued": result.enqueued}

@@ -1,10 +1,11 @@
 from django.urls import path
 
-from subscriptions.api.integration import IntegrationNotificationNextApi
+from subscriptions.api.integration import IntegrationNotificationNextApi, IntegrationReleaseApi
 from subscriptions.api.notification import (
     NotificationPageApi,
     SubscriptionCreateApi,
     SubscriptionDetailApi,
+    WebhookSecretRotateApi,
 )
 
 urlpatterns = [
@@ -18,6 +19,16 @@ urlpatterns = [
         "notification/v1/subscriptions/<str:subscription_id>/notifications",
         NotificationPageApi.as_view(),
         name="subscription-notifications",
+    ),
+    path(
+        "notification/v1/subscriptions/<str:subscription_id>/webhook-secret",
+        WebhookSecretRotateApi.as_view(),
+        name="subscription-webhook-secret",
+    ),
+    path(
+        "api/v3/integration/notifications/release",
+        IntegrationReleaseApi.as_view(),
+        name="integration-notifications-release",
     ),
     path(
         "api/v3/integration/notifications",

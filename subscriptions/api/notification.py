@@ -25,6 +25,7 @@ from subscriptions.services import (
     subscription_create,
     subscription_delete,
 )
+from subscriptions.webhooks import subscription_rotate_webhook_secret
 
 
 class SubscriptionCreateInput(serializers.Serializer):
@@ -40,6 +41,9 @@ class SubscriptionCreateInput(serializers.Serializer):
     )
     retention_hours = serializers.IntegerField(
         required=False, allow_null=True, min_value=1, max_value=24 * 30
+    )
+    delivery_policy = serializers.ChoiceField(
+        choices=Subscription.DeliveryPolicy.values, required=False
     )
 
     def validate_event_type_ids(self, value: list[str]) -> list[str]:
@@ -66,6 +70,19 @@ class SubscriptionOutput(serializers.Serializer):
     id = serializers.CharField()
     subscription = SubscriptionDetailOutput()
     subscription_status = SubscriptionStatusOutput()
+
+
+class SubscriptionCreateOutput(SubscriptionOutput):
+    webhook_secret = serializers.CharField(
+        required=False,
+        help_text="The webhook signing secret (whsec_...), only in this answer, only with a "
+        "notification_url.",
+    )
+
+
+class WebhookSecretRotateOutput(serializers.Serializer):
+    webhook_secret = serializers.CharField()
+    previous_secret_valid_until = serializers.DateTimeField()
 
 
 class NotificationItemOutput(serializers.Serializer):
@@ -132,7 +149,10 @@ class SubscriptionCreateApi(APIView):
     @extend_schema(
         operation_id="subscriptions_create",
         request=SubscriptionCreateInput,
-        responses={201: SubscriptionOutput, 400: OpenApiResponse(description="Invalid body.")},
+        responses={
+            201: SubscriptionCreateOutput,
+            400: OpenApiResponse(description="Invalid body."),
+        },
     )
     def post(self, request: Request) -> Response:
         if not isinstance(request.data, dict):
@@ -146,9 +166,14 @@ class SubscriptionCreateApi(APIView):
             notification_url=data.get("notification_url") or "",
             notification_page_size=data.get("notification_page_size"),
             retention=timedelta(hours=retention_hours) if retention_hours else None,
+            delivery_policy=data.get("delivery_policy") or Subscription.DeliveryPolicy.ONCE,
         )
+        secret = subscription.webhook_secret
         subscription = subscription_get(subscription_id=str(subscription.id))
-        return Response(subscription_output(subscription), status=201)
+        body = subscription_output(subscription)
+        if secret:
+            body["webhook_secret"] = secret
+        return Response(body, status=201)
 
 
 class SubscriptionDetailApi(APIView):
@@ -203,3 +228,30 @@ class NotificationPageApi(APIView):
         page, claimed = notifications_claim_page(subscription=subscription, size=size)
         results = [notification_item(item) for item in claimed]
         return Response({"page": page, "size": len(results), "results": results})
+
+
+class WebhookSecretRotateApi(APIView):
+    """A new webhook signing secret; the previous one keeps signing for the grace period."""
+
+    required_scopes = [settings.SCOPE_ADMINISTRATOR]
+
+    @extend_schema(
+        operation_id="subscriptions_webhook_secret_rotate",
+        request=None,
+        responses={200: WebhookSecretRotateOutput},
+    )
+    def post(self, request: Request, subscription_id: str) -> Response:
+        subscription = subscription_get(subscription_id=subscription_id)
+        if subscription is None:
+            raise errors.NotFound("No such subscription.")
+        if not subscription.notification_url:
+            raise errors.ValidationFailed("This subscription has no notification_url.")
+        secret = subscription_rotate_webhook_secret(subscription=subscription)
+        return Response(
+            WebhookSecretRotateOutput(
+                {
+                    "webhook_secret": secret,
+                    "previous_secret_valid_until": subscription.webhook_secret_previous_until,
+                }
+            ).data
+        )

@@ -1,0 +1,599 @@
+"""Webhook push: the outbox of deliveries, signed sending, the ledger, sweeps, release and resend.
+
+A delivery row is written in the transaction that routes its event (the outbox); the task enqueued
+on commit is only a shortcut, and the sweep finds whatever is due and not attempted. A worker
+claims a row (pending → sending) with a conditional update right before its request leaves, so a
+row is never attempted twice concurrently, and a row found still `sending` after its lease is
+`unknown`: the receiver may or may not have it, so it is never resent by itself.
+"""
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import os
+import random
+import secrets
+import threading
+import time
+import uuid
+from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+
+from events.models import Event
+from notifyhub import errors
+from notifyhub.http import (
+    OutboundError,
+    OutboundPolicy,
+    OutboundRefused,
+    guarded_post,
+    parse_networks,
+    pooled_client,
+)
+from notifyhub.redis import redis_client, redis_key
+from subscriptions.messages import integration_message
+from subscriptions.models import Delivery, DeliveryAttempt, Subscription
+
+logger = logging.getLogger(__name__)
+
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the Standard Webhooks prefix, not a secret
+USER_AGENT = "notifyhub-webhooks/1"
+# A task drains due deliveries for at most this long, then gives its worker process back to the
+# broker (what is left is claimed by the next task or found by the sweep).
+DRAIN_SECONDS = 30.0
+ENQUEUE_CHUNK = 200
+
+
+# --- Secrets and signatures (Standard Webhooks) ---
+
+
+def webhook_secret_generate() -> str:
+    """A new signing secret, `whsec_` and 24 random bytes in base64, as Standard Webhooks has it."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def webhook_sign(*, secrets: list[str], msg_id: str, timestamp: int, body: bytes) -> str:
+    """The `webhook-signature` header: one `v1,<base64 HMAC-SHA256>` per secret, space-separated."""
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    signatures = []
+    for secret in secrets:
+        key = base64.b64decode(secret.removeprefix(SECRET_PREFIX))
+        digest = hmac.new(key, signed, hashlib.sha256).digest()
+        signatures.append("v1," + base64.b64encode(digest).decode())
+    return " ".join(signatures)
+
+
+def subscription_rotate_webhook_secret(
+    *, subscription: Subscription, grace: timedelta | None = None
+) -> str:
+    """Give the subscription a new secret; the old one keeps signing for `grace`. Returns the new
+    secret (shown this once)."""
+    new = webhook_secret_generate()
+    until = timezone.now() + (
+        grace if grace is not None else settings.NOTIFYHUB_WEBHOOK_SECRET_GRACE
+    )
+    Subscription.objects.filter(pk=subscription.pk).update(
+        webhook_secret=new,
+        webhook_secret_previous=F("webhook_secret"),
+        webhook_secret_previous_until=until,
+    )
+    subscription.refresh_from_db(
+        fields=["webhook_secret", "webhook_secret_previous", "webhook_secret_previous_until"]
+    )
+    return new
+
+
+# --- The outbox ---
+
+
+def _enqueue(delivery_ids: list[int], *, countdown: float | None = None) -> None:
+    """Enqueue sends once the current transaction commits (at once outside one)."""
+    from subscriptions.tasks import deliveries_send_task  # The task module imports this one.
+
+    for start in range(0, len(delivery_ids), ENQUEUE_CHUNK):
+        chunk = delivery_ids[start : start + ENQUEUE_CHUNK]
+        transaction.on_commit(
+            lambda chunk=chunk: deliveries_send_task.apply_async(
+                kwargs={"delivery_ids": chunk}, countdown=countdown
+            ),
+            robust=True,
+        )
+
+
+def deliveries_create(*, event: Event) -> list[int]:
+    """Owe `event` to every pushing subscription to its type: one read, one bulk insert, in the
+    ingest transaction; the send is enqueued on commit."""
+    targets = list(
+        Subscription.objects.filter(
+            active=True, push_disabled_at__isnull=True, event_types=event.type_id
+        )
+        .exclude(notification_url="")
+        .values_list("id", "retention")
+    )
+    if not targets:
+        return []
+    rows = Delivery.objects.bulk_create(
+        [
+            Delivery(
+                subscription_id=subscription_id,
+                event_id=event.id,
+                created_at=event.created_at,
+                expires_at=event.created_at + retention,
+                next_attempt_at=event.created_at,
+            )
+            for subscription_id, retention in targets
+        ]
+    )
+    ids = [row.id for row in rows]
+    _enqueue(ids)
+    return ids
+
+
+# --- Sending ---
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A claimed delivery, signed and ready to leave."""
+
+    delivery_id: int
+    subscription_id: uuid.UUID
+    claimed_at: datetime
+    attempt: int
+    url: str
+    body: bytes
+    headers: dict[str, str]
+    refusal: str = ""
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What one request came to."""
+
+    started_at: datetime
+    duration_ms: int
+    status_code: int | None = None
+    error: str = ""
+    excerpt: str = ""
+    retry_after: float | None = None
+    final: bool = False  # A failure that retrying cannot cure (a refused address).
+
+
+def webhook_policy() -> OutboundPolicy:
+    """The outbound limits of webhook sends, from settings."""
+    return OutboundPolicy(
+        connect_timeout=settings.NOTIFYHUB_WEBHOOK_CONNECT_TIMEOUT,
+        total_timeout=settings.NOTIFYHUB_WEBHOOK_TIMEOUT,
+        max_response_bytes=settings.NOTIFYHUB_WEBHOOK_MAX_RESPONSE_BYTES,
+        allowed_networks=parse_networks(settings.NOTIFYHUB_WEBHOOK_ALLOWED_NETWORKS),
+    )
+
+
+_executors: dict[int, ThreadPoolExecutor] = {}
+_executors_lock = threading.Lock()
+
+
+def _executor() -> ThreadPoolExecutor:
+    """This process's bounded pool of sending threads (never one inherited through fork)."""
+    pid = os.getpid()
+    with _executors_lock:
+        executor = _executors.get(pid)
+        if executor is None:
+            executor = ThreadPoolExecutor(
+                max_workers=settings.NOTIFYHUB_WEBHOOK_CONCURRENCY, thread_name_prefix="webhook"
+            )
+            _executors.clear()
+            _executors[pid] = executor
+    return executor
+
+
+def _claim(
+    *, free: int, only_ids: list[int] | None, busy: Counter[uuid.UUID], per_subscription: int
+) -> list[int]:
+    """Claim up to `free` due pending deliveries (pending → sending), none beyond a subscription's
+    share of the in-flight slots.
+
+    PostgreSQL: `FOR UPDATE SKIP LOCKED` lets concurrent workers take disjoint rows; the update is
+    conditional on `pending` all the same, so a row is only ever claimed once. SQLite: the
+    transaction starts IMMEDIATE, which serialises writers.
+    """
+    now = timezone.now()
+    full = [subscription for subscription, count in busy.items() if count >= per_subscription]
+    with transaction.atomic():
+        queryset = Delivery.objects.filter(
+            status=Delivery.Status.PENDING, next_attempt_at__lte=now, expires_at__gt=now
+        ).exclude(subscription_id__in=full)
+        if only_ids is not None:
+            queryset = queryset.filter(id__in=only_ids)
+        candidates = list(
+            queryset.order_by("next_attempt_at")
+            .select_for_update(skip_locked=True)
+            .values_list("id", "subscription_id")[: free * 4]
+        )
+        chosen: list[int] = []
+        for delivery_id, subscription_id in candidates:
+            if busy[subscription_id] >= per_subscription:
+                continue
+            # Counted as busy from the claim on, so the next claim of this round sees it.
+            busy[subscription_id] += 1
+            chosen.append(delivery_id)
+            if len(chosen) == free:
+                break
+        if chosen:
+            Delivery.objects.filter(id__in=chosen, status=Delivery.Status.PENDING).update(
+                status=Delivery.Status.SENDING, claimed_at=now, attempts=F("attempts") + 1
+            )
+    return chosen
+
+
+def _prepare(delivery_ids: list[int]) -> list[_Prepared]:
+    """Build the signed request of each claimed delivery."""
+    now = timezone.now()
+    timestamp = int(now.timestamp())
+    prepared = []
+    rows = Delivery.objects.filter(id__in=delivery_ids).select_related("subscription", "event")
+    for delivery in rows:
+        subscription = delivery.subscription
+        body = json.dumps(
+            integration_message(
+                event_id=delivery.event.id,
+                type_id=delivery.event.type_id,
+                payload=delivery.event.payload,
+                created_at=delivery.created_at,
+                expires_at=delivery.expires_at,
+            ),
+            ensure_ascii=False,
+            separators=(",", ":"),
+        ).encode()
+        headers = {
+            "content-type": "application/json",
+            "user-agent": USER_AGENT,
+            "webhook-id": delivery.event_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": webhook_sign(
+                secrets=subscription.signing_secrets(now),
+                msg_id=delivery.event_id,
+                timestamp=timestamp,
+                body=body,
+            ),
+        }
+        prepared.append(
+            _Prepared(
+                delivery_id=delivery.id,
+                subscription_id=subscription.id,
+                claimed_at=delivery.claimed_at or now,
+                attempt=delivery.attempts,
+                url=subscription.notification_url,
+                body=body,
+                headers=headers,
+                refusal="" if subscription.pushes else "push is disabled for this subscription",
+            )
+        )
+    return prepared
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a `Retry-After` header (delta-seconds or an HTTP date), if it has one."""
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value.strip())
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - timezone.now()).total_seconds())
+
+
+def _send(prepared: _Prepared, policy: OutboundPolicy) -> _Outcome:
+    """Make the request (in a sending thread: no database here)."""
+    started_at = timezone.now()
+    start = time.monotonic()
+    if prepared.refusal:
+        return _Outcome(started_at=started_at, duration_ms=0, error=prepared.refusal, final=True)
+    try:
+        response = guarded_post(
+            url=prepared.url,
+            content=prepared.body,
+            headers=prepared.headers,
+            policy=policy,
+            client=pooled_client(max_connections=settings.NOTIFYHUB_WEBHOOK_CONCURRENCY),
+        )
+    except OutboundRefused as exc:
+        return _Outcome(
+            started_at=started_at,
+            duration_ms=int((time.monotonic() - start) * 1000),
+            error=exc.reason[:500],
+            final=True,
+        )
+    except OutboundError as exc:
+        return _Outcome(
+            started_at=started_at,
+            duration_ms=int((time.monotonic() - start) * 1000),
+            error=exc.reason[:500],
+        )
+    error = ""
+    if not 200 <= response.status_code < 300:
+        error = f"HTTP {response.status_code}"
+        if 300 <= response.status_code < 400:
+            error += " (redirects are not followed)"
+    return _Outcome(
+        started_at=started_at,
+        duration_ms=int((time.monotonic() - start) * 1000),
+        status_code=response.status_code,
+        error=error,
+        excerpt=response.body[:500].decode("utf-8", errors="replace"),
+        retry_after=_retry_after(response.headers.get("retry-after")),
+    )
+
+
+def _backoff(attempt: int, retry_after: float | None) -> float:
+    """Seconds before attempt `attempt + 1`: exponential with full jitter, never sooner than the
+    receiver's Retry-After."""
+    base = settings.NOTIFYHUB_WEBHOOK_RETRY_BASE.total_seconds() * 2 ** (attempt - 1)
+    delay = random.uniform(base / 2, base)  # noqa: S311 - jitter, not a secret
+    return min(max(delay, retry_after or 0.0), 24 * 3600.0)
+
+
+def _record(results: list[tuple[_Prepared, _Outcome]]) -> None:
+    """Store the attempts and each delivery's new status, in one transaction for the batch."""
+    now = timezone.now()
+    delivered: dict[int, int] = {}
+    ours = [prepared for prepared, _ in results]
+    retry_ids: list[tuple[int, float]] = []
+    with transaction.atomic():
+        DeliveryAttempt.objects.bulk_create(
+            [
+                DeliveryAttempt(
+                    delivery_id=prepared.delivery_id,
+                    number=prepared.attempt,
+                    started_at=outcome.started_at,
+                    duration_ms=outcome.duration_ms,
+                    status_code=outcome.status_code,
+                    error=outcome.error,
+                    response_excerpt=outcome.excerpt,
+                )
+                for prepared, outcome in results
+            ]
+        )
+        policies = dict(
+            Subscription.objects.filter(
+                id__in={prepared.subscription_id for prepared, _ in results}
+            ).values_list("id", "delivery_policy")
+        )
+        for prepared, outcome in results:
+            # Ours only if still the claim we made: a sweep may have judged it `unknown` meanwhile
+            # (the answer we now have is better than that), but nothing else may have touched it.
+            mine = Delivery.objects.filter(
+                id=prepared.delivery_id,
+                claimed_at=prepared.claimed_at,
+                status__in=[Delivery.Status.SENDING, Delivery.Status.UNKNOWN],
+            )
+            if outcome.status_code is not None and not outcome.error:
+                delivered[prepared.delivery_id] = outcome.status_code
+                continue
+            if outcome.status_code == 410:
+                Subscription.objects.filter(
+                    id=prepared.subscription_id, push_disabled_at__isnull=True
+                ).update(
+                    push_disabled_at=now, push_disabled_reason="the receiver answered 410 Gone"
+                )
+            elif (
+                policies.get(prepared.subscription_id) == Subscription.DeliveryPolicy.RETRY
+                and not outcome.final
+                and prepared.attempt < settings.NOTIFYHUB_WEBHOOK_MAX_ATTEMPTS
+            ):
+                delay = _backoff(prepared.attempt, outcome.retry_after)
+                mine.update(
+                    status=Delivery.Status.PENDING,
+                    next_attempt_at=now + timedelta(seconds=delay),
+                    last_status_code=outcome.status_code,
+                    last_error=outcome.error,
+                )
+                retry_ids.append((prepared.delivery_id, delay))
+                continue
+            mine.update(
+                status=Delivery.Status.FAILED,
+                last_status_code=outcome.status_code,
+                last_error=outcome.error,
+                finished_at=now,
+            )
+        # One statement per status code for the common case; each row is still checked to be
+        # our claim.
+        for code in set(delivered.values()):
+            claims = Q()
+            for prepared in ours:
+                if delivered.get(prepared.delivery_id) == code:
+                    claims |= Q(id=prepared.delivery_id, claimed_at=prepared.claimed_at)
+            Delivery.objects.filter(
+                claims, status__in=[Delivery.Status.SENDING, Delivery.Status.UNKNOWN]
+            ).update(
+                status=Delivery.Status.DELIVERED,
+                last_status_code=code,
+                last_error="",
+                finished_at=now,
+            )
+        for delivery_id, delay in retry_ids:
+            _enqueue([delivery_id], countdown=delay)
+
+
+def deliveries_send(*, delivery_ids: list[int] | None = None) -> int:
+    """Send due deliveries, several at once, until none is due (or the drain time is up).
+
+    `delivery_ids` (the ones a commit just enqueued) are claimed first, then whatever else is due,
+    so a busy worker keeps its sending threads full. Returns how many requests were made.
+    """
+    policy = webhook_policy()
+    slots = settings.NOTIFYHUB_WEBHOOK_CONCURRENCY
+    per_subscription = settings.NOTIFYHUB_WEBHOOK_PER_SUBSCRIPTION
+    executor = _executor()
+    in_flight: dict[Future[_Outcome], _Prepared] = {}
+    busy: Counter[uuid.UUID] = Counter()
+    first_ids = list(delivery_ids) if delivery_ids else None
+    deadline = time.monotonic() + DRAIN_SECONDS
+    drained = False
+    attempted = 0
+    while True:
+        free = slots - len(in_flight)
+        # Claim in batches (a quarter of the slots) rather than per finished request: fewer
+        # queries, and each row is still claimed only just before its request leaves.
+        if not drained and free > 0 and (not in_flight or free >= max(1, slots // 4)):
+            claimed: list[int] = []
+            if first_ids is not None:
+                claimed = _claim(
+                    free=free, only_ids=first_ids, busy=busy, per_subscription=per_subscription
+                )
+                first_ids = None
+            if len(claimed) < free:
+                claimed += _claim(
+                    free=free - len(claimed),
+                    only_ids=None,
+                    busy=busy,
+                    per_subscription=per_subscription,
+                )
+            for prepared in _prepare(claimed):
+                in_flight[executor.submit(_send, prepared, policy)] = prepared
+            if (not claimed and not in_flight) or time.monotonic() > deadline:
+                drained = True
+        if not in_flight:
+            return attempted
+        # A short wait, not "until one finishes": while slow receivers hold some threads, new
+        # deliveries for other subscriptions are still claimed and sent on the free ones.
+        done, _ = wait(list(in_flight), timeout=0.1, return_when=FIRST_COMPLETED)
+        if not done:
+            continue
+        results = []
+        for future in done:
+            prepared = in_flight.pop(future)
+            busy[prepared.subscription_id] -= 1
+            results.append((prepared, future.result()))
+        attempted += len(results)
+        _record(results)
+
+
+# --- Sweep, release and resend ---
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """What one sweep did."""
+
+    unknown: int
+    expired: int
+    enqueued: int
+
+
+def deliveries_sweep(
+    *, lease: timedelta | None = None, grace: timedelta = timedelta(seconds=10)
+) -> SweepResult:
+    """Mark deliveries held past their lease `unknown`, fail pending ones that expired, and
+    enqueue those due for `grace` and not attempted (a lost message, a worker killed first)."""
+    now = timezone.now()
+    lease = lease if lease is not None else settings.NOTIFYHUB_WEBHOOK_LEASE
+    with transaction.atomic():
+        stale = list(
+            Delivery.objects.filter(status=Delivery.Status.SENDING, claimed_at__lte=now - lease)
+            .select_for_update(skip_locked=True)
+            .values_list("id", "attempts", "claimed_at")
+        )
+        reason = "the worker stopped during the request: the receiver may or may not have it"
+        unknown = Delivery.objects.filter(
+            id__in=[row[0] for row in stale], status=Delivery.Status.SENDING
+        ).update(status=Delivery.Status.UNKNOWN, last_error=reason, finished_at=now)
+        DeliveryAttempt.objects.bulk_create(
+            DeliveryAttempt(delivery_id=row[0], number=row[1], started_at=row[2], error=reason)
+            for row in stale
+        )
+    expired = Delivery.objects.filter(status=Delivery.Status.PENDING, expires_at__lte=now).update(
+        status=Delivery.Status.FAILED, last_error="expired before it was sent", finished_at=now
+    )
+    due = list(
+        Delivery.objects.filter(status=Delivery.Status.PENDING, next_attempt_at__lte=now - grace)
+        .order_by("next_attempt_at")
+        .values_list("id", flat=True)[:10_000]
+    )
+    _enqueue(due)
+    return SweepResult(unknown=unknown, expired=expired, enqueued=len(due))
+
+
+def _releasable(*, client_id: str) -> QuerySet[Delivery]:
+    now = timezone.now()
+    return Delivery.objects.filter(
+        subscription__client_id=client_id,
+        subscription__active=True,
+        subscription__push_disabled_at__isnull=True,
+        status__in=[Delivery.Status.FAILED, Delivery.Status.UNKNOWN],
+        expires_at__gt=now,
+    ).exclude(subscription__notification_url="")
+
+
+def _release_window_take(*, client_id: str) -> None:
+    """Spend this client's release for the interval, or raise Throttled with the time left.
+
+    SET NX is the arbiter: of two concurrent releases exactly one sets the key.
+    """
+    client = redis_client()
+    key = redis_key("release", client_id)
+    interval = int(settings.NOTIFYHUB_RELEASE_INTERVAL.total_seconds())
+    if client.set(key, int(time.time()), nx=True, ex=interval):
+        return
+    left = client.ttl(key)
+    raise errors.Throttled(
+        "Failed deliveries may be released once per hour; try again later.",
+        retry_after=max(int(left), 1) if isinstance(left, int) else interval,
+    )
+
+
+def deliveries_release(*, client_id: str, dry_run: bool = False, rate_limited: bool = True) -> int:
+    """Re-dispatch the client's failed and unknown deliveries that have not expired; returns how
+    many. Once per interval per client unless `rate_limited` is off (operators); a dry run only
+    counts and spends nothing."""
+    if dry_run:
+        return _releasable(client_id=client_id).count()
+    if rate_limited:
+        _release_window_take(client_id=client_id)
+    return _deliveries_redispatch(_releasable(client_id=client_id))
+
+
+def deliveries_resend(*, delivery_ids: list[int]) -> int:
+    """Send these deliveries again (operator's choice), whatever their outcome was; pending and
+    sending ones are left alone."""
+    return _deliveries_redispatch(
+        Delivery.objects.filter(
+            id__in=delivery_ids,
+            status__in=[
+                Delivery.Status.FAILED,
+                Delivery.Status.UNKNOWN,
+                Delivery.Status.DELIVERED,
+            ],
+        )
+    )
+
+
+def _deliveries_redispatch(queryset: QuerySet[Delivery]) -> int:
+    now = timezone.now()
+    with transaction.atomic():
+        ids = list(
+            queryset.select_for_update(skip_locked=True, of=("self",)).values_list("id", flat=True)
+        )
+        # Conditional on the status still being a finished one: a row a worker claimed meanwhile
+        # is not put back.
+        count = Delivery.objects.filter(
+            id__in=ids,
+            status__in=[
+                Delivery.Status.FAILED,
+                Delivery.Status.UNKNOWN,
+                Delivery.Status.DELIVERED,
+            ],
+        ).update(status=Delivery.Status.PENDING, next_attempt_at=now, finished_at=None)
+        _enqueue(ids)
+    return count
