@@ -68,12 +68,33 @@ def free_port() -> int:
 
 @contextmanager
 def daphne(app: str = "bench.asgi:application") -> Iterator[str]:
+    """One daphne process, which most benches measure against."""
+    with server(
+        lambda port: [
+            str(BIN / "daphne"),
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "--verbosity",
+            "0",
+            app,
+        ]
+    ) as url:
+        yield url
+
+
+@contextmanager
+def server(argv: Callable[[int], list[str]], **env: str) -> Iterator[str]:
+    """Any server command line (given its port), started before and stopped after the block."""
     port = free_port()
     process = subprocess.Popen(
-        [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "--verbosity", "0", app],
+        argv(port),
         cwd=ROOT,
-        env=server_env(),
+        env=server_env(**env),
         start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -86,8 +107,8 @@ def daphne(app: str = "bench.asgi:application") -> Iterator[str]:
                 time.sleep(0.1)
         yield url
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        os.killpg(process.pid, 15)
+        process.wait(timeout=15)
 
 
 @dataclass

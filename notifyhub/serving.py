@@ -1,0 +1,69 @@
+"""Production serving on every core: several daphne processes accepting on one shared socket.
+
+One daphne process runs Django's synchronous views on one thread, so it uses one core at most.
+The supervisor here binds the listening socket once and starts N daphne processes that inherit
+it (`daphne --fd`); the kernel hands each new connection to whichever process accepts first.
+Server-sent event streams stay on the same port: any process can hold any stream, because
+stream sessions and fan-out live in the database and Redis, not in a process.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def serve(*, host: str, port: int, processes: int, application: str) -> int:
+    """Bind host:port, run `processes` daphne workers on it, restart any that dies, stop on
+    SIGINT/SIGTERM. Returns the exit status."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((host, port))
+    listener.listen(1024)
+    listener.set_inheritable(True)
+    fd = listener.fileno()
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(  # noqa: S603 - our own daphne with fixed arguments
+            [str(BIN / "daphne"), "--fd", str(fd), "--proxy-headers", application],
+            pass_fds=(fd,),
+        )
+
+    workers = [start() for _ in range(processes)]
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    sys.stderr.write(f"notifyhub: {processes} daphne processes on http://{host}:{port}/\n")
+    try:
+        while not stopping:
+            for index, worker in enumerate(workers):
+                if worker.poll() is not None:
+                    sys.stderr.write(f"notifyhub: daphne {worker.pid} exited; restarting\n")
+                    workers[index] = start()
+            time.sleep(0.5)
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+        for worker in workers:
+            try:
+                worker.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        listener.close()
+    return 0
+
+
+def default_processes() -> int:
+    return max(1, os.cpu_count() or 1)
