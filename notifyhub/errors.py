@@ -5,8 +5,11 @@ paths render them. Every code is listed in docs/errors.md; codes never change me
 """
 
 import logging
+import sys
 from typing import Any
 
+import redis
+from django import db
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -113,6 +116,11 @@ def hub_error_from(exc: Exception) -> HubError | None:
     """Translate a framework exception into the platform's error, or None if it is a bug."""
     if isinstance(exc, HubError):
         return exc
+    if isinstance(exc, db.OperationalError | db.InterfaceError | redis.ConnectionError):
+        # A backing service went away mid-request (a dropped PostgreSQL connection, Redis
+        # restarting): the client may retry; the next request gets a fresh, checked connection.
+        logger.warning("backing service unavailable: %s", exc)
+        return ServiceUnavailable()
     if isinstance(exc, drf.NotAuthenticated | drf.AuthenticationFailed):
         return NotAuthenticated(
             str(exc.detail) if isinstance(exc, drf.AuthenticationFailed) else None
@@ -199,5 +207,10 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Http
 
 def handler500(request: HttpRequest) -> HttpResponse:
     if is_api_path(request.path):
+        exc_type = sys.exc_info()[0]
+        if exc_type is not None and issubclass(
+            exc_type, db.OperationalError | db.InterfaceError | redis.ConnectionError
+        ):
+            return json_error(ServiceUnavailable())
         return json_error(HubError())
     return defaults.server_error(request)
