@@ -133,6 +133,7 @@ def test_ingestion_and_delivery_survive_a_redis_restart(tmp_path, log_dir, consu
         daphne.stop()
         if redis.poll() is None:
             os.killpg(redis.pid, signal.SIGTERM)
+        redis.wait(timeout=10)
 
     ids = Counter(json.loads(request.body)["id"] for request in received)
     assert set(ids) == set(accepted)  # nothing lost
