@@ -51,6 +51,8 @@ USER_AGENT = "notifyhub-webhooks/1"
 # broker (what is left is claimed by the next task or found by the sweep).
 DRAIN_SECONDS = 30.0
 ENQUEUE_CHUNK = 200
+# How long a finished request's outcome may wait to be written with others.
+RECORD_LINGER = 0.02
 
 
 # --- Secrets and signatures (Standard Webhooks) ---
@@ -152,6 +154,7 @@ class _Prepared:
     url: str
     body: bytes
     headers: dict[str, str]
+    policy: str
     refusal: str = ""
 
 
@@ -273,6 +276,7 @@ def _prepare(delivery_ids: list[int]) -> list[_Prepared]:
                 url=subscription.notification_url,
                 body=body,
                 headers=headers,
+                policy=subscription.delivery_policy,
                 refusal="" if subscription.pushes else "push is disabled for this subscription",
             )
         )
@@ -363,11 +367,6 @@ def _record(results: list[tuple[_Prepared, _Outcome]]) -> None:
                 for prepared, outcome in results
             ]
         )
-        policies = dict(
-            Subscription.objects.filter(
-                id__in={prepared.subscription_id for prepared, _ in results}
-            ).values_list("id", "delivery_policy")
-        )
         for prepared, outcome in results:
             # Ours only if still the claim we made: a sweep may have judged it `unknown` meanwhile
             # (the answer we now have is better than that), but nothing else may have touched it.
@@ -386,7 +385,7 @@ def _record(results: list[tuple[_Prepared, _Outcome]]) -> None:
                     push_disabled_at=now, push_disabled_reason="the receiver answered 410 Gone"
                 )
             elif (
-                policies.get(prepared.subscription_id) == Subscription.DeliveryPolicy.RETRY
+                prepared.policy == Subscription.DeliveryPolicy.RETRY
                 and not outcome.final
                 and prepared.attempt < settings.NOTIFYHUB_WEBHOOK_MAX_ATTEMPTS
             ):
@@ -440,11 +439,14 @@ def deliveries_send(*, delivery_ids: list[int] | None = None) -> int:
     deadline = time.monotonic() + DRAIN_SECONDS
     drained = False
     attempted = 0
+    batch = max(1, slots // 4)
+    results: list[tuple[_Prepared, _Outcome]] = []
+    results_since: float | None = None
     while True:
         free = slots - len(in_flight)
         # Claim in batches (a quarter of the slots) rather than per finished request: fewer
         # queries, and each row is still claimed only just before its request leaves.
-        if not drained and free > 0 and (not in_flight or free >= max(1, slots // 4)):
+        if not drained and free > 0 and (not in_flight or free >= batch):
             claimed: list[int] = []
             if first_ids is not None:
                 claimed = _claim(
@@ -462,20 +464,27 @@ def deliveries_send(*, delivery_ids: list[int] | None = None) -> int:
                 in_flight[executor.submit(_send, prepared, policy)] = prepared
             if (not claimed and not in_flight) or time.monotonic() > deadline:
                 drained = True
-        if not in_flight:
+        if not in_flight and not results:
             return attempted
         # A short wait, not "until one finishes": while slow receivers hold some threads, new
         # deliveries for other subscriptions are still claimed and sent on the free ones.
-        done, _ = wait(list(in_flight), timeout=0.1, return_when=FIRST_COMPLETED)
-        if not done:
-            continue
-        results = []
+        done, _ = wait(list(in_flight), timeout=0.05, return_when=FIRST_COMPLETED)
         for future in done:
             prepared = in_flight.pop(future)
             busy[prepared.subscription_id] -= 1
             results.append((prepared, future.result()))
-        attempted += len(results)
-        _record(results)
+            if results_since is None:
+                results_since = time.monotonic()
+        # Outcomes are written in batches (a few ms late at most): the ledger costs a handful of
+        # statements per batch instead of per request.
+        if results and (
+            len(results) >= batch
+            or not in_flight
+            or time.monotonic() - (results_since or 0) > RECORD_LINGER
+        ):
+            attempted += len(results)
+            _record(results)
+            results, results_since = [], None
 
 
 # --- Sweep, release and resend ---
