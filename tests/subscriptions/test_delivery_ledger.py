@@ -8,7 +8,8 @@ from django.utils import timezone
 from standardwebhooks import Webhook
 
 from subscriptions.models import Delivery, Subscription
-from subscriptions.webhooks import deliveries_send, deliveries_sweep
+from subscriptions.redelivery import deliveries_sweep
+from subscriptions.webhooks import deliveries_send
 from tests.receivers import Behaviour, receiving
 from tests.subscriptions.factories import delivery_of, ingest, push_subscription
 
