@@ -78,8 +78,13 @@ def serve_receiver(port: int, delay: float) -> None:
         def log_message(self, format: str, *args: object) -> None:
             return
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+
+        def handle_error(self, request: object, client_address: object) -> None:
+            return  # A worker shutting down resets its kept-alive connections: not news.
+
+    server = Server(("127.0.0.1", port), Handler)
     server.request_queue_size = 256
     server.serve_forever()
 
