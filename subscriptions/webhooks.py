@@ -52,6 +52,7 @@ DRAIN_SECONDS = 30.0
 ENQUEUE_CHUNK = 200
 # How long a finished request's outcome may wait to be written with others.
 RECORD_LINGER = 0.02
+RETRY_MESSAGE_MAX_DELAY = 60.0
 
 
 # --- Secrets and signatures (Standard Webhooks) ---
@@ -339,8 +340,8 @@ def _send(prepared: _Prepared, policy: OutboundPolicy) -> _Outcome:
 
 
 def _backoff(attempt: int, retry_after: float | None) -> float:
-    """Seconds before attempt `attempt + 1`: exponential with full jitter, never sooner than the
-    receiver's Retry-After."""
+    """Seconds before attempt `attempt + 1`: exponential, jittered between half and all of it,
+    never sooner than the receiver's Retry-After, at most a day."""
     base = settings.NOTIFYHUB_WEBHOOK_RETRY_BASE.total_seconds() * 2 ** (attempt - 1)
     delay = random.uniform(base / 2, base)  # noqa: S311 - jitter, not a secret
     return min(max(delay, retry_after or 0.0), 24 * 3600.0)
@@ -419,8 +420,12 @@ def _record(results: list[tuple[_Prepared, _Outcome]]) -> None:
                 last_error="",
                 finished_at=now,
             )
+        # Short waits get a delayed message; longer ones are left to the sweep, since Celery
+        # holds a delayed message in a worker's memory (and Redis redelivers it after the
+        # visibility timeout) for all of its wait.
         for delivery_id, delay in retry_ids:
-            deliveries_enqueue([delivery_id], countdown=delay)
+            if delay <= RETRY_MESSAGE_MAX_DELAY:
+                deliveries_enqueue([delivery_id], countdown=delay)
 
 
 def deliveries_send(*, delivery_ids: list[int] | None = None) -> int:
