@@ -227,8 +227,14 @@ class Worker:
 
     def __exit__(self, *exc: object) -> None:
         assert self.popen is not None
-        os.killpg(self.popen.pid, signal.SIGTERM)
-        self.popen.wait(60)
+        # Warm shutdown: SIGTERM to the main process only, which lets running tasks finish
+        # (a SIGTERM to the pool children too would cut their sends short).
+        self.popen.send_signal(signal.SIGTERM)
+        try:
+            self.popen.wait(90)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(10)
 
 
 def drain_rate(receiver: ReceiverProcess, n: int) -> float:
