@@ -320,7 +320,7 @@ NOTIFYHUB_WEBHOOK_MAX_RESPONSE_BYTES = env_int(
 # Sends in flight at once per worker process, and per subscription within it (so one slow
 # receiver can hold at most that many of the process's slots).
 NOTIFYHUB_WEBHOOK_CONCURRENCY = env_int("NOTIFYHUB_WEBHOOK_CONCURRENCY", 32, minimum=1)
-NOTIFYHUB_WEBHOOK_PER_SUBSCRIPTION = env_int("NOTIFYHUB_WEBHOOK_PER_SUBSCRIPTION", 8, minimum=1)
+NOTIFYHUB_WEBHOOK_PER_SUBSCRIPTION = env_int("NOTIFYHUB_WEBHOOK_PER_SUBSCRIPTION", 16, minimum=1)
 # Networks a webhook may reach although they are not public (e.g. "127.0.0.0/8" in development).
 NOTIFYHUB_WEBHOOK_ALLOWED_NETWORKS = env_list("NOTIFYHUB_WEBHOOK_ALLOWED_NETWORKS", [])
 for _network in NOTIFYHUB_WEBHOOK_ALLOWED_NETWORKS:

@@ -14,11 +14,8 @@ from subscriptions.models import (
     Subscription,
     SubscriptionEventType,
 )
-from subscriptions.webhooks import (
-    deliveries_release,
-    deliveries_resend,
-    subscription_rotate_webhook_secret,
-)
+from subscriptions.redelivery import deliveries_release, deliveries_resend
+from subscriptions.webhooks import subscription_rotate_webhook_secret
 
 
 class SubscriptionEventTypeInline(admin.TabularInline):

@@ -2,8 +2,9 @@
 
 from celery import shared_task
 
+from subscriptions.redelivery import deliveries_sweep
 from subscriptions.services import notifications_purge_expired
-from subscriptions.webhooks import deliveries_send, deliveries_sweep
+from subscriptions.webhooks import deliveries_send
 
 
 @shared_task

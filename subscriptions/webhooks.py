@@ -1,10 +1,11 @@
-"""Webhook push: the outbox of deliveries, signed sending, the ledger, sweeps, release and resend.
+"""Webhook push: the outbox of deliveries, signing, and sending with its ledger.
 
 A delivery row is written in the transaction that routes its event (the outbox); the task enqueued
 on commit is only a shortcut, and the sweep finds whatever is due and not attempted. A worker
 claims a row (pending → sending) with a conditional update right before its request leaves, so a
 row is never attempted twice concurrently, and a row found still `sending` after its lease is
-`unknown`: the receiver may or may not have it, so it is never resent by itself.
+`unknown`: the receiver may or may not have it, so it is never resent by itself (see
+`subscriptions/redelivery.py` for the sweep, release and resend).
 """
 
 import base64
@@ -26,11 +27,10 @@ from email.utils import parsedate_to_datetime
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, Q
 from django.utils import timezone
 
 from events.models import Event
-from notifyhub import errors
 from notifyhub.http import (
     OutboundError,
     OutboundPolicy,
@@ -39,7 +39,6 @@ from notifyhub.http import (
     parse_networks,
     pooled_client,
 )
-from notifyhub.redis import redis_client, redis_key
 from subscriptions.messages import integration_message
 from subscriptions.models import Delivery, DeliveryAttempt, Subscription
 
@@ -51,6 +50,9 @@ USER_AGENT = "notifyhub-webhooks/1"
 # broker (what is left is claimed by the next task or found by the sweep).
 DRAIN_SECONDS = 30.0
 ENQUEUE_CHUNK = 200
+# How long a finished request's outcome may wait to be written with others.
+RECORD_LINGER = 0.02
+RETRY_MESSAGE_MAX_DELAY = 60.0
 
 
 # --- Secrets and signatures (Standard Webhooks) ---
@@ -95,8 +97,9 @@ def subscription_rotate_webhook_secret(
 # --- The outbox ---
 
 
-def _enqueue(delivery_ids: list[int], *, countdown: float | None = None) -> None:
-    """Enqueue sends once the current transaction commits (at once outside one)."""
+def deliveries_enqueue(delivery_ids: list[int], *, countdown: float | None = None) -> None:
+    """Enqueue sends of these deliveries once the current transaction commits (at once outside
+    one); the rows stay the truth, this is only the shortcut."""
     from subscriptions.tasks import deliveries_send_task  # The task module imports this one.
 
     for start in range(0, len(delivery_ids), ENQUEUE_CHUNK):
@@ -134,7 +137,7 @@ def deliveries_create(*, event: Event) -> list[int]:
         ]
     )
     ids = [row.id for row in rows]
-    _enqueue(ids)
+    deliveries_enqueue(ids)
     return ids
 
 
@@ -152,6 +155,7 @@ class _Prepared:
     url: str
     body: bytes
     headers: dict[str, str]
+    policy: str
     refusal: str = ""
 
 
@@ -275,6 +279,7 @@ def _prepare(delivery_ids: list[int]) -> list[_Prepared]:
                 url=subscription.notification_url,
                 body=body,
                 headers=headers,
+                policy=subscription.delivery_policy,
                 refusal="" if subscription.pushes else "push is disabled for this subscription",
             )
         )
@@ -337,8 +342,8 @@ def _send(prepared: _Prepared, policy: OutboundPolicy) -> _Outcome:
 
 
 def _backoff(attempt: int, retry_after: float | None) -> float:
-    """Seconds before attempt `attempt + 1`: exponential with full jitter, never sooner than the
-    receiver's Retry-After."""
+    """Seconds before attempt `attempt + 1`: exponential, jittered between half and all of it,
+    never sooner than the receiver's Retry-After, at most a day."""
     base = settings.NOTIFYHUB_WEBHOOK_RETRY_BASE.total_seconds() * 2 ** (attempt - 1)
     delay = random.uniform(base / 2, base)  # noqa: S311 - jitter, not a secret
     return min(max(delay, retry_after or 0.0), 24 * 3600.0)
@@ -365,11 +370,6 @@ def _record(results: list[tuple[_Prepared, _Outcome]]) -> None:
                 for prepared, outcome in results
             ]
         )
-        policies = dict(
-            Subscription.objects.filter(
-                id__in={prepared.subscription_id for prepared, _ in results}
-            ).values_list("id", "delivery_policy")
-        )
         for prepared, outcome in results:
             # Ours only if still the claim we made: a sweep may have judged it `unknown` meanwhile
             # (the answer we now have is better than that), but nothing else may have touched it.
@@ -388,7 +388,7 @@ def _record(results: list[tuple[_Prepared, _Outcome]]) -> None:
                     push_disabled_at=now, push_disabled_reason="the receiver answered 410 Gone"
                 )
             elif (
-                policies.get(prepared.subscription_id) == Subscription.DeliveryPolicy.RETRY
+                prepared.policy == Subscription.DeliveryPolicy.RETRY
                 and not outcome.final
                 and prepared.attempt < settings.NOTIFYHUB_WEBHOOK_MAX_ATTEMPTS
             ):
@@ -422,8 +422,12 @@ def _record(results: list[tuple[_Prepared, _Outcome]]) -> None:
                 last_error="",
                 finished_at=now,
             )
+        # Short waits get a delayed message; longer ones are left to the sweep, since Celery
+        # holds a delayed message in a worker's memory (and Redis redelivers it after the
+        # visibility timeout) for all of its wait.
         for delivery_id, delay in retry_ids:
-            _enqueue([delivery_id], countdown=delay)
+            if delay <= RETRY_MESSAGE_MAX_DELAY:
+                deliveries_enqueue([delivery_id], countdown=delay)
 
 
 def deliveries_send(*, delivery_ids: list[int] | None = None) -> int:
@@ -442,11 +446,14 @@ def deliveries_send(*, delivery_ids: list[int] | None = None) -> int:
     deadline = time.monotonic() + DRAIN_SECONDS
     drained = False
     attempted = 0
+    batch = max(1, slots // 4)
+    results: list[tuple[_Prepared, _Outcome]] = []
+    results_since: float | None = None
     while True:
         free = slots - len(in_flight)
         # Claim in batches (a quarter of the slots) rather than per finished request: fewer
         # queries, and each row is still claimed only just before its request leaves.
-        if not drained and free > 0 and (not in_flight or free >= max(1, slots // 4)):
+        if not drained and free > 0 and (not in_flight or free >= batch):
             claimed: list[int] = []
             if first_ids is not None:
                 claimed = _claim(
@@ -464,136 +471,24 @@ def deliveries_send(*, delivery_ids: list[int] | None = None) -> int:
                 in_flight[executor.submit(_send, prepared, policy)] = prepared
             if (not claimed and not in_flight) or time.monotonic() > deadline:
                 drained = True
-        if not in_flight:
+        if not in_flight and not results:
             return attempted
         # A short wait, not "until one finishes": while slow receivers hold some threads, new
         # deliveries for other subscriptions are still claimed and sent on the free ones.
-        done, _ = wait(list(in_flight), timeout=0.1, return_when=FIRST_COMPLETED)
-        if not done:
-            continue
-        results = []
+        done, _ = wait(list(in_flight), timeout=0.05, return_when=FIRST_COMPLETED)
         for future in done:
             prepared = in_flight.pop(future)
             busy[prepared.subscription_id] -= 1
             results.append((prepared, future.result()))
-        attempted += len(results)
-        _record(results)
-
-
-# --- Sweep, release and resend ---
-
-
-@dataclass(frozen=True)
-class SweepResult:
-    """What one sweep did."""
-
-    unknown: int
-    expired: int
-    enqueued: int
-
-
-def deliveries_sweep(
-    *, lease: timedelta | None = None, grace: timedelta = timedelta(seconds=10)
-) -> SweepResult:
-    """Mark deliveries held past their lease `unknown`, fail pending ones that expired, and
-    enqueue those due for `grace` and not attempted (a lost message, a worker killed first)."""
-    now = timezone.now()
-    lease = lease if lease is not None else settings.NOTIFYHUB_WEBHOOK_LEASE
-    with transaction.atomic():
-        stale = list(
-            Delivery.objects.filter(status=Delivery.Status.SENDING, claimed_at__lte=now - lease)
-            .select_for_update(skip_locked=True)
-            .values_list("id", "attempts", "claimed_at")
-        )
-        reason = "the worker stopped during the request: the receiver may or may not have it"
-        unknown = Delivery.objects.filter(
-            id__in=[row[0] for row in stale], status=Delivery.Status.SENDING
-        ).update(status=Delivery.Status.UNKNOWN, last_error=reason, finished_at=now)
-        DeliveryAttempt.objects.bulk_create(
-            DeliveryAttempt(delivery_id=row[0], number=row[1], started_at=row[2], error=reason)
-            for row in stale
-        )
-    expired = Delivery.objects.filter(status=Delivery.Status.PENDING, expires_at__lte=now).update(
-        status=Delivery.Status.FAILED, last_error="expired before it was sent", finished_at=now
-    )
-    due = list(
-        Delivery.objects.filter(status=Delivery.Status.PENDING, next_attempt_at__lte=now - grace)
-        .order_by("next_attempt_at")
-        .values_list("id", flat=True)[:10_000]
-    )
-    _enqueue(due)
-    return SweepResult(unknown=unknown, expired=expired, enqueued=len(due))
-
-
-def _releasable(*, client_id: str) -> QuerySet[Delivery]:
-    now = timezone.now()
-    return Delivery.objects.filter(
-        subscription__client_id=client_id,
-        subscription__active=True,
-        subscription__push_disabled_at__isnull=True,
-        status__in=[Delivery.Status.FAILED, Delivery.Status.UNKNOWN],
-        expires_at__gt=now,
-    ).exclude(subscription__notification_url="")
-
-
-def _release_window_take(*, client_id: str) -> None:
-    """Spend this client's release for the interval, or raise Throttled with the time left.
-
-    SET NX is the arbiter: of two concurrent releases exactly one sets the key.
-    """
-    client = redis_client()
-    key = redis_key("release", client_id)
-    interval = int(settings.NOTIFYHUB_RELEASE_INTERVAL.total_seconds())
-    if client.set(key, int(time.time()), nx=True, ex=interval):
-        return
-    left = client.ttl(key)
-    raise errors.Throttled(
-        "Failed deliveries may be released once per hour; try again later.",
-        retry_after=max(int(left), 1) if isinstance(left, int) else interval,
-    )
-
-
-def deliveries_release(*, client_id: str, dry_run: bool = False, rate_limited: bool = True) -> int:
-    """Re-dispatch the client's failed and unknown deliveries that have not expired; returns how
-    many. Once per interval per client unless `rate_limited` is off (operators); a dry run only
-    counts and spends nothing."""
-    if dry_run:
-        return _releasable(client_id=client_id).count()
-    if rate_limited:
-        _release_window_take(client_id=client_id)
-    return _deliveries_redispatch(_releasable(client_id=client_id))
-
-
-def deliveries_resend(*, delivery_ids: list[int]) -> int:
-    """Send these deliveries again (operator's choice), whatever their outcome was; pending and
-    sending ones are left alone."""
-    return _deliveries_redispatch(
-        Delivery.objects.filter(
-            id__in=delivery_ids,
-            status__in=[
-                Delivery.Status.FAILED,
-                Delivery.Status.UNKNOWN,
-                Delivery.Status.DELIVERED,
-            ],
-        )
-    )
-
-
-def _deliveries_redispatch(queryset: QuerySet[Delivery]) -> int:
-    now = timezone.now()
-    with transaction.atomic():
-        ids = list(
-            queryset.select_for_update(skip_locked=True, of=("self",)).values_list("id", flat=True)
-        )
-        # Conditional on the status still being a finished one: a row a worker claimed meanwhile
-        # is not put back.
-        count = Delivery.objects.filter(
-            id__in=ids,
-            status__in=[
-                Delivery.Status.FAILED,
-                Delivery.Status.UNKNOWN,
-                Delivery.Status.DELIVERED,
-            ],
-        ).update(status=Delivery.Status.PENDING, next_attempt_at=now, finished_at=None)
-        _enqueue(ids)
-    return count
+            if results_since is None:
+                results_since = time.monotonic()
+        # Outcomes are written in batches (a few ms late at most): the ledger costs a handful of
+        # statements per batch instead of per request.
+        if results and (
+            len(results) >= batch
+            or not in_flight
+            or time.monotonic() - (results_since or 0) > RECORD_LINGER
+        ):
+            attempted += len(results)
+            _record(results)
+            results, results_since = [], None

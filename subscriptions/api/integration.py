@@ -9,8 +9,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from subscriptions.messages import IntegrationNotificationOutput, integration_message
+from subscriptions.redelivery import deliveries_release
 from subscriptions.services import notification_claim_next
-from subscriptions.webhooks import deliveries_release
 
 
 class IntegrationReleaseOutput(serializers.Serializer):

@@ -8,7 +8,8 @@ from django.utils import timezone
 from standardwebhooks import Webhook
 
 from subscriptions.models import Delivery, Subscription
-from subscriptions.webhooks import deliveries_send, deliveries_sweep
+from subscriptions.redelivery import deliveries_sweep
+from subscriptions.webhooks import deliveries_send
 from tests.receivers import Behaviour, receiving
 from tests.subscriptions.factories import delivery_of, ingest, push_subscription
 
@@ -201,3 +202,15 @@ def test_only_pushing_subscriptions_get_delivery_rows(consumer, receiver):
     assert list(
         Delivery.objects.filter(event_id=event_id).values_list("subscription", flat=True)
     ) == [pushing.id]
+
+
+def test_the_beat_sweep_is_scheduled_and_reports_what_it_did(settings, consumer, receiver):
+    from subscriptions.tasks import deliveries_sweep_task
+
+    entry = settings.CELERY_BEAT_SCHEDULE["sweep-webhook-deliveries"]
+    assert entry["task"] == deliveries_sweep_task.name
+    push_subscription(client_id=consumer.client_id, url=receiver.url)
+    ingest()
+    Delivery.objects.update(next_attempt_at=timezone.now() - timedelta(minutes=5))
+
+    assert deliveries_sweep_task() == {"unknown": 0, "expired": 0, "enqueued": 1}
