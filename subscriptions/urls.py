@@ -6,6 +6,7 @@ from subscriptions.api.notification import (
     SubscriptionCreateApi,
     SubscriptionDetailApi,
 )
+from subscriptions.api.push import PushTicketCreateApi, push_subscribe
 
 urlpatterns = [
     path("notification/v1/subscriptions", SubscriptionCreateApi.as_view(), name="subscriptions"),
@@ -24,4 +25,6 @@ urlpatterns = [
         IntegrationNotificationNextApi.as_view(),
         name="integration-notifications",
     ),
+    path("api/push/subscribe", push_subscribe, name="push-subscribe"),
+    path("api/push/tickets", PushTicketCreateApi.as_view(), name="push-tickets"),
 ]
