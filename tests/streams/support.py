@@ -1,9 +1,11 @@
 """Helpers for Push API tests: a real SSE client reading a stream on its own thread, and event
 ingestion through the real service."""
 
+import contextlib
 import json
 import os
 import queue
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -15,7 +17,9 @@ import pytest
 from django.conf import settings
 from httpx_sse import ServerSentEvent, connect_sse
 
+from events.models import EventType
 from events.services import event_ingest
+from subscriptions.streams import STREAM_KINDS
 
 SUBSCRIBE = "/api/push/subscribe"
 
@@ -28,6 +32,18 @@ def stream_bus_of_this_run(worker_id: str) -> Iterator[None]:
     settings.NOTIFYHUB_REDIS_PREFIX = f"{original}-test-{worker_id}-{os.getpid()}"
     yield
     settings.NOTIFYHUB_REDIS_PREFIX = original
+
+
+@pytest.fixture(autouse=True)
+def push_event_types(request: pytest.FixtureRequest) -> None:
+    """The Push API kinds in the catalogue (a transactional test flushes the seeded rows)."""
+    if "transactional_db" not in request.fixturenames and not any(
+        mark.kwargs.get("transaction") for mark in request.node.iter_markers("django_db")
+    ):
+        return
+    request.getfixturevalue("transactional_db")
+    for kind in STREAM_KINDS:
+        EventType.objects.get_or_create(id=kind)
 
 
 def ingest(type_id: str, **payload: Any) -> str:
@@ -47,6 +63,8 @@ class Stream:
     seen: list[ServerSentEvent] = field(default_factory=list)
     thread: threading.Thread | None = None
     error: BaseException | None = None
+    # connect_sse's context manager: dropping it would close the response under the reader.
+    context: Any = None
 
     @property
     def status(self) -> int:
@@ -75,6 +93,8 @@ class Stream:
         while len(got) < count:
             sse = self.next(timeout=max(0.1, deadline - time.monotonic()))
             if sse is None:
+                if self.error is not None:
+                    raise AssertionError(f"the stream failed: {self.error!r}") from self.error
                 break
             if sse.id:
                 got.append(sse)
@@ -108,6 +128,13 @@ class Stream:
         return False
 
     def close(self) -> None:
+        # Shut the socket down first: closing the response alone does not wake the reader
+        # thread blocked in recv().
+        network = self.response.extensions.get("network_stream")
+        sock = network.get_extra_info("socket") if network is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
         self.response.close()
         self.client.close()
         if self.thread is not None:
@@ -129,7 +156,7 @@ def open_stream(
     client = httpx.Client(base_url=base_url, timeout=httpx.Timeout(10, read=None), cookies=cookies)
     context = connect_sse(client, "GET", SUBSCRIBE, params=params, headers=all_headers)
     source = context.__enter__()
-    stream = Stream(response=source.response, client=client)
+    stream = Stream(response=source.response, client=client, context=context)
     if source.response.status_code == 200:
         stream.thread = threading.Thread(target=stream._read, args=(source,), daemon=True)
         stream.thread.start()
