@@ -14,6 +14,9 @@ class SubscriptionsConfig(AppConfig):
 
         channel_register(PullChannel())
         self._ready_streams()
+        # The admin is SimpleAdminConfig (no autodiscovery): register this app's pages.
+        import subscriptions.admin  # noqa: F401
+
         counter_register(
             label="Queued notifications",
             compute=notifications_pending_count,
