@@ -14,7 +14,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from django.conf import settings
 
-from subscriptions.streams import bus_channel
+from subscriptions.streams import bus_channel, event_frame
 
 logger = logging.getLogger(__name__)
 
@@ -115,12 +115,22 @@ class StreamHub:
         try:
             kind = message.get("t")
             if kind == "event":
-                item = ("event", message["event"])
-                for session_id in message["sessions"]:
-                    for connection in self._by_session.get(session_id, ()):
+                data = message["event"]
+                # Encoded once per process, not once per stream: fan-out to a thousand streams
+                # then costs a thousand queue puts and socket writes, not a thousand dumps().
+                targets = [
+                    connection
+                    for session_id in message["sessions"]
+                    for connection in self._by_session.get(session_id, ())
+                ]
+                if targets:
+                    item = ("event", (data["id"], event_frame(data["type"], data, data["id"])))
+                    for connection in targets:
                         connection.offer(item)
-                for feed in self._feeds:
-                    feed.offer(item)
+                if self._feeds:
+                    item = ("event", (data["id"], event_frame("message", data, data["id"])))
+                    for feed in self._feeds:
+                        feed.offer(item)
             elif kind == "takeover":
                 for connection in self._by_session.get(message["session"], ()):
                     if str(connection.connection_id) != message["connection"]:

@@ -18,6 +18,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
+from django_eventstream.utils import sse_encode_event
 
 from events.models import Event
 from notifyhub.auth import TokenInfo
@@ -218,6 +219,12 @@ def event_frame_data(event: Event) -> JSONDict:
         "type": event.type_id,
         "created_at": event.created_at.isoformat(),
     }
+
+
+def event_frame(kind: str, data: JSONDict, event_id: str | None = None) -> str:
+    """One server-sent event frame (django-eventstream's encoder: it strips CR/LF from the
+    event name and id and splits multi-line data)."""
+    return sse_encode_event(kind, data, event_id=event_id, json_encode=True)
 
 
 def stream_replay_page(

@@ -23,7 +23,6 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.db import connections
 from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
-from django_eventstream.utils import sse_encode_event
 from rest_framework import serializers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import BasePermission
@@ -35,9 +34,11 @@ from notifyhub import errors
 from notifyhub.auth import BearerTokenAuthentication, TokenInfo, token_validate
 from subscriptions.streamhub import StreamConnection, hub
 from subscriptions.streams import (
+    REPLAY_PAGE_SIZE,
     STREAM_KINDS,
     StreamOpened,
     StreamPrincipal,
+    event_frame,
     principal_account_ids,
     principal_for_token,
     principal_for_user,
@@ -165,7 +166,9 @@ def _principal_for_bearer(raw: str) -> StreamPrincipal:
     return principal
 
 
-async def _authenticate(request: HttpRequest) -> StreamPrincipal:
+async def _authenticate(request: HttpRequest) -> StreamPrincipal | str:
+    """The principal of a ticket or browser session, or the raw bearer token to check (in the
+    same database burst as opening the session)."""
     ticket = request.GET.get("ticket")
     if ticket:
         raw = await hub.client().getdel(ticket_key(ticket))
@@ -178,7 +181,7 @@ async def _authenticate(request: HttpRequest) -> StreamPrincipal:
         scheme, _, raw_token = header.partition(" ")
         if scheme.lower() != "bearer" or not raw_token.strip():
             raise errors.NotAuthenticated("Send Authorization: Bearer <token>.")
-        return await db_burst(_principal_for_bearer, raw=raw_token.strip())
+        return raw_token.strip()
     user = await request.auser()
     # Loading the session ran on the shared sync thread; do not leave it holding a connection.
     await sync_to_async(_release_request_connection)()
@@ -187,18 +190,33 @@ async def _authenticate(request: HttpRequest) -> StreamPrincipal:
     raise errors.NotAuthenticated()
 
 
-def _check_accounts(*, principal: StreamPrincipal, account_ids: list[str]) -> None:
+def _open(
+    *,
+    who: StreamPrincipal | str,
+    params: "StreamParams | None",
+    params_error: errors.HubError | None,
+) -> tuple[StreamPrincipal, StreamOpened]:
+    """One database burst: authenticate a bearer token, then (401 before 422 before 403)
+    validate, authorize the accounts and open the session."""
+    principal = _principal_for_bearer(who) if isinstance(who, str) else who
+    if params_error is not None or params is None:
+        raise params_error or errors.Unprocessable()
     allowed = principal_account_ids(principal=principal)
-    refused = [account for account in account_ids if account not in allowed]
+    refused = [account for account in params.account_ids if account not in allowed]
     if refused:
         raise errors.Forbidden(f"accountIds: you may not watch account {refused[0]!r}")
+    opened = stream_session_open(
+        principal=principal,
+        client_id=params.client_id,
+        kinds=params.kinds,
+        account_ids=params.account_ids,
+        ticket_number=params.ticket_number,
+        last_event_id=params.last_event_id,
+    )
+    return principal, opened
 
 
 # --- The stream ---
-
-
-def _frame(kind: str, data: dict[str, Any], event_id: str | None = None) -> str:
-    return sse_encode_event(kind, data, event_id=event_id, json_encode=True)
 
 
 def _schedule(coroutine: Any) -> None:
@@ -219,11 +237,8 @@ async def _close_session(session_id: int, connection: StreamConnection, last_sen
         logger.exception("could not record the end of stream session %s", session_id)
 
 
-async def _live(
-    connection: StreamConnection, last_sent: str, *, frame_kind: str | None = None
-) -> AsyncIterator[tuple[str, str]]:
-    """(frame, event id) pairs from the inbox, keep-alives included, until told to close;
-    frames are named by the event's type unless `frame_kind` names them all."""
+async def _live(connection: StreamConnection, last_sent: str) -> AsyncIterator[tuple[str, str]]:
+    """(frame, event id) pairs from the inbox, keep-alives included, until told to close."""
     while True:
         try:
             async with asyncio.timeout(settings.NOTIFYHUB_STREAM_KEEPALIVE):
@@ -232,13 +247,14 @@ async def _live(
             yield KEEP_ALIVE, ""
             continue
         if what == "event":
+            event_id, frame = value
             # Already sent by the replay (the inbox fills while the buffer is read).
-            if value["id"] <= last_sent:
+            if event_id <= last_sent:
                 continue
-            last_sent = value["id"]
-            yield _frame(frame_kind or value["type"], value, value["id"]), value["id"]
+            last_sent = event_id
+            yield frame, event_id
         elif what == "logout":
-            yield _frame("loggedOut", {"type": "loggedOut", "reason": value}), ""
+            yield event_frame("loggedOut", {"type": "loggedOut", "reason": value}), ""
             return
         else:
             return
@@ -249,7 +265,7 @@ async def _session_stream(connection: StreamConnection, opened: StreamOpened) ->
     try:
         yield f"retry: {settings.NOTIFYHUB_STREAM_RETRY_MS}\n\n"
         if opened.reset:
-            yield _frame("reset", {"type": "reset", "oldest_event_id": opened.oldest_event_id})
+            yield event_frame("reset", {"type": "reset", "oldest_event_id": opened.oldest_event_id})
         await hub.attach(connection)
         if opened.took_over:
             await hub.publish(
@@ -263,8 +279,8 @@ async def _session_stream(connection: StreamConnection, opened: StreamOpened) ->
             page = await db_burst(stream_replay_page, session_id=opened.session_id, after=last_sent)
             for data in page:
                 last_sent = data["id"]
-                yield _frame(data["type"], data, data["id"])
-            if not page:
+                yield event_frame(data["type"], data, data["id"])
+            if len(page) < REPLAY_PAGE_SIZE:
                 break
         async for frame, event_id in _live(connection, last_sent):
             if event_id:
@@ -292,18 +308,14 @@ async def push_subscribe(request: HttpRequest) -> HttpResponse:
     try:
         if request.method != "GET":
             raise errors.MethodNotAllowed("Use GET.")
-        principal = await _authenticate(request)
-        params = StreamParams(request)
-        await db_burst(_check_accounts, principal=principal, account_ids=params.account_ids)
-        opened = await db_burst(
-            stream_session_open,
-            principal=principal,
-            client_id=params.client_id,
-            kinds=params.kinds,
-            account_ids=params.account_ids,
-            ticket_number=params.ticket_number,
-            last_event_id=params.last_event_id,
-        )
+        who = await _authenticate(request)
+        params: StreamParams | None = None
+        params_error: errors.HubError | None = None
+        try:
+            params = StreamParams(request)
+        except errors.HubError as error:
+            params_error = error
+        principal, opened = await db_burst(_open, who=who, params=params, params_error=params_error)
     except errors.HubError as error:
         return errors.json_error(error)
     except Exception:
@@ -328,8 +340,8 @@ async def _feed_stream(connection: StreamConnection) -> AsyncIterator[str]:
     try:
         yield f"retry: {settings.NOTIFYHUB_STREAM_RETRY_MS}\n\n"
         await hub.attach(connection)
-        # Unnamed ("message") frames: the page shows every type without knowing the catalogue.
-        async for frame, _ in _live(connection, "", frame_kind="message"):
+        # The hub sends feeds unnamed ("message") frames: the page shows every type.
+        async for frame, _ in _live(connection, ""):
             yield frame
     except Exception:
         logger.exception("admin live feed failed")
