@@ -110,9 +110,12 @@ class PrivatePostgres:
             text=True,
         ).stdout.strip()
 
-    def connections(self, db: str) -> int:
+    def connections(self, db: str) -> int | str:
         sql = f"select count(*) from pg_stat_activity where datname = '{db}'"  # noqa: S608
-        return int(self.psql(sql))
+        try:
+            return int(self.psql(sql))
+        except subprocess.CalledProcessError as exc:
+            return "all: the server refused another client (" + exc.stderr.strip()[:80] + ")"
 
     def cleanup(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -466,6 +469,7 @@ def main() -> None:
             server = starter(pg, workdir)
             try:
                 results[server.name] = asyncio.run(measure(server, pg, 1000))
+                print(server.name, json.dumps(results[server.name]), flush=True)
             finally:
                 server.stop()
         # Phase 2: a stock PostgreSQL (max_connections = 100).
@@ -475,11 +479,13 @@ def main() -> None:
         server = start_notifyhub(pg, workdir)
         try:
             limits["notifyhub"] = asyncio.run(hold_many(server, pg, N_MANY, 60))
+            print("notifyhub", json.dumps(limits["notifyhub"]), flush=True)
         finally:
             server.stop()
         server = start_stock(pg, workdir)
         try:
             limits["django-eventstream"] = asyncio.run(hold_many(server, pg, STOCK_LIMIT_N, 10))
+            print("django-eventstream", json.dumps(limits["django-eventstream"]), flush=True)
         finally:
             server.stop()
     finally:
