@@ -465,13 +465,20 @@ def main() -> None:
     try:
         # Phase 1: enough connections for the stock view's one-per-stream, so both can hold N.
         pg.start(max_connections=N + 100)
-        for starter in (start_stock, start_notifyhub):
+        only = os.environ.get("BENCH_ONLY")
+        starters = {"django-eventstream": start_stock, "notifyhub": start_notifyhub}
+        for name, starter in starters.items():
+            if only and name != only:
+                continue
             server = starter(pg, workdir)
             try:
                 results[server.name] = asyncio.run(measure(server, pg, 1000))
                 print(server.name, json.dumps(results[server.name]), flush=True)
             finally:
                 server.stop()
+        if only:
+            print(json.dumps(results, indent=1))
+            return
         # Phase 2: a stock PostgreSQL (max_connections = 100).
         pg.stop()
         pg.start(max_connections=100)

@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,21 +26,40 @@ QUEUE_LIMIT = 1000
 
 @dataclass(eq=False, slots=True)
 class StreamConnection:
-    """One open stream in this process: its session (None for the admin feed) and its inbox."""
+    """One open stream in this process: its session (None for the admin feed) and its inbox.
+
+    The inbox is a deque plus a future made only while the stream waits, lighter than an
+    asyncio.Queue: an idle stream's footprint is what limits how many one process holds.
+    """
 
     session_id: int | None
     connection_id: uuid.UUID
     token_id: int | None = None
     session_key: str | None = None
-    inbox: asyncio.Queue[tuple[str, Any]] = field(default_factory=asyncio.Queue)
+    items: deque[tuple[str, Any]] = field(default_factory=deque)
+    waiter: asyncio.Future[None] | None = None
 
     def offer(self, item: tuple[str, Any]) -> None:
-        if self.inbox.qsize() >= QUEUE_LIMIT:
-            while not self.inbox.empty():
-                self.inbox.get_nowait()
-            self.inbox.put_nowait(("close", "overflow"))
-            return
-        self.inbox.put_nowait(item)
+        if len(self.items) >= QUEUE_LIMIT:
+            self.items.clear()
+            self.items.append(("close", "overflow"))
+        else:
+            self.items.append(item)
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def next(self, timeout: float) -> tuple[str, Any] | None:
+        """The next item, or None after `timeout` seconds without one."""
+        if not self.items:
+            self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                async with asyncio.timeout(timeout):
+                    await self.waiter
+            except TimeoutError:
+                return None
+            finally:
+                self.waiter = None
+        return self.items.popleft()
 
 
 class StreamHub:

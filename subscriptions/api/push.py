@@ -61,6 +61,21 @@ ULID_RE = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$")
 OLDEST_HEADER = "Stream-Oldest-Event-ID"
 KEEP_ALIVE = ": keep-alive\n\n"
 _background: set[asyncio.Task[Any]] = set()
+_REQUEST_HEAVY = (
+    "META",
+    "GET",
+    "POST",
+    "COOKIES",
+    "FILES",
+    "session",
+    "user",
+    "auser",
+    "_messages",
+    "resolver_match",
+    "_stream",
+    "csrf_processing_done",
+    "_cached_user",
+)
 
 
 async def db_burst(function: Callable[..., T], /, **kwargs: Any) -> T:
@@ -260,12 +275,11 @@ async def _close_session(session_id: int, connection: StreamConnection, last_sen
 async def _live(connection: StreamConnection, last_sent: str) -> AsyncIterator[tuple[str, str]]:
     """(frame, event id) pairs from the inbox, keep-alives included, until told to close."""
     while True:
-        try:
-            async with asyncio.timeout(settings.NOTIFYHUB_STREAM_KEEPALIVE):
-                what, value = await connection.inbox.get()
-        except TimeoutError:
+        item = await connection.next(settings.NOTIFYHUB_STREAM_KEEPALIVE)
+        if item is None:
             yield KEEP_ALIVE, ""
             continue
+        what, value = item
         if what == "event":
             event_id, frame = value
             # Already sent by the replay (the inbox fills while the buffer is read).
@@ -280,8 +294,19 @@ async def _live(connection: StreamConnection, last_sent: str) -> AsyncIterator[t
             return
 
 
-async def _session_stream(connection: StreamConnection, opened: StreamOpened) -> AsyncIterator[str]:
+def _forget_request(request: HttpRequest) -> None:
+    """Let go of what the request parsed: Django's handler keeps the request until the stream
+    ends, and nothing reads it once the response has started."""
+    for name in _REQUEST_HEAVY:
+        request.__dict__.pop(name, None)
+
+
+async def _session_stream(
+    request: HttpRequest, connection: StreamConnection, opened: StreamOpened
+) -> AsyncIterator[str]:
     last_sent = opened.replay_after
+    # Runs once the middleware has finished with the request and the headers are sent.
+    _forget_request(request)
     try:
         retry = f"retry: {settings.NOTIFYHUB_STREAM_RETRY_MS}\n"
         if opened.reset:
@@ -352,7 +377,7 @@ async def push_subscribe(request: HttpRequest) -> HttpResponse:
         token_id=principal.token_id,
         session_key=principal.session_key,
     )
-    response = _stream_response(_session_stream(connection, opened))
+    response = _stream_response(_session_stream(request, connection, opened))
     if opened.reset:
         response[OLDEST_HEADER] = opened.oldest_event_id
     return response
@@ -361,7 +386,8 @@ async def push_subscribe(request: HttpRequest) -> HttpResponse:
 # --- The admin's live page feed (every event, for operators) ---
 
 
-async def _feed_stream(connection: StreamConnection) -> AsyncIterator[str]:
+async def _feed_stream(request: HttpRequest, connection: StreamConnection) -> AsyncIterator[str]:
+    _forget_request(request)
     try:
         yield f"retry: {settings.NOTIFYHUB_STREAM_RETRY_MS}\n\n"
         await hub.attach(connection)
@@ -383,7 +409,7 @@ async def admin_live_feed(request: HttpRequest) -> HttpResponse:
     connection = StreamConnection(
         session_id=None, connection_id=uuid.uuid4(), session_key=request.session.session_key
     )
-    return _stream_response(_feed_stream(connection))
+    return _stream_response(_feed_stream(request, connection))
 
 
 # --- Tickets ---
