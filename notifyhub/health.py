@@ -31,9 +31,9 @@ def _check_redis() -> str:
 
 
 def _check_worker() -> str:
-    replies = celery_app.control.ping(timeout=1.0)
+    replies = celery_app.control.ping(timeout=2.0)
     if not replies:
-        raise RuntimeError("no Celery worker answered within 1 s")
+        raise RuntimeError("no Celery worker answered within 2 s")
     return f"ok ({len(replies)} worker{'s' if len(replies) != 1 else ''})"
 
 

@@ -221,6 +221,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "subscriptions.tasks.deliveries_sweep_task",
         "schedule": 15,
     },
+    "trim-stream-sessions": {
+        "task": "subscriptions.tasks.stream_sessions_trim_task",
+        "schedule": 60,
+    },
 }
 
 # --- Auth and OAuth 2.0 ---
@@ -305,6 +309,19 @@ NOTIFYHUB_IDEMPOTENCY_WINDOW = env_seconds("NOTIFYHUB_IDEMPOTENCY_WINDOW", 24 * 
 NOTIFYHUB_RETENTION = env_seconds("NOTIFYHUB_RETENTION", 6 * 3600)
 NOTIFYHUB_PAGE_SIZE = env_int("NOTIFYHUB_PAGE_SIZE", 100, minimum=1)
 NOTIFYHUB_MAX_PAGE_SIZE = 1000
+
+# --- Push API streams (server-sent events) ---
+
+# How long a disconnected stream session keeps its missed events for a lossless reconnect.
+NOTIFYHUB_STREAM_RECONNECT_WINDOW = env_seconds("NOTIFYHUB_STREAM_RECONNECT_WINDOW", 300)
+# Seconds between keep-alive comments on an idle stream (proxies drop silent connections).
+NOTIFYHUB_STREAM_KEEPALIVE = env_float("NOTIFYHUB_STREAM_KEEPALIVE", 15.0, minimum=0.05)
+# The `retry:` hint sent to clients: milliseconds before an EventSource reconnects.
+NOTIFYHUB_STREAM_RETRY_MS = env_int("NOTIFYHUB_STREAM_RETRY_MS", 2000, minimum=0)
+# Lifetime of a single-use `?ticket=` from POST /api/push/tickets.
+NOTIFYHUB_STREAM_TICKET_TTL = env_int("NOTIFYHUB_STREAM_TICKET_TTL", 60, minimum=1)
+# Paths served without a thread of their own per request (see notifyhub/asgi.py).
+NOTIFYHUB_STREAM_PATHS = ("/api/push/subscribe", "/admin/subscriptions/streamsession/live/feed")
 
 # Paths whose errors are always JSON in the platform's error body, never an HTML page.
 NOTIFYHUB_API_PREFIXES = ("/api/", "/v1/", "/v2/", "/notification/", "/o/", "/healthz", "/readyz")

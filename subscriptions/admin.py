@@ -1,16 +1,22 @@
 """Operator console for subscriptions and their queues."""
 
+from typing import Any
+
 from django.contrib import admin, messages
 from django.db import models
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
 
 from notifyhub.admin import site
+from subscriptions.api.push import admin_live_feed
 from subscriptions.models import (
     Delivery,
     DeliveryAttempt,
     Notification,
+    StreamSession,
     Subscription,
     SubscriptionEventType,
 )
@@ -166,8 +172,93 @@ class DeliveryAttemptAdmin(admin.ModelAdmin):
     raw_id_fields = ("delivery",)
     show_full_result_count = False
 
+
+# --- Push API stream sessions and the live events page ---
+
+
+class ConnectedFilter(admin.SimpleListFilter):
+    title = "connected"
+    parameter_name = "connected"
+
+    def lookups(self, request: HttpRequest, model_admin: object) -> list[tuple[str, str]]:
+        return [("yes", "Connected"), ("no", "Disconnected")]
+
+    def queryset(
+        self, request: HttpRequest, queryset: QuerySet[StreamSession]
+    ) -> QuerySet[StreamSession]:
+        if self.value() == "yes":
+            return queryset.filter(connection_id__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(connection_id__isnull=True)
+        return queryset
+
+
+@admin.register(StreamSession, site=site)
+class StreamSessionAdmin(admin.ModelAdmin):
+    list_display = (
+        "principal",
+        "client_id",
+        "kinds_list",
+        "filters",
+        "state",
+        "buffered_count",
+    )
+    list_filter = (ConnectedFilter, "principal_kind")
+    search_fields = ("principal", "client_id")
+    list_select_related = ()
+    readonly_fields = [field.name for field in StreamSession._meta.fields]
+    change_list_template = "admin/subscriptions/streamsession/change_list.html"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[StreamSession]:
+        return super().get_queryset(request).annotate(buffered_total=Count("buffered"))
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+    @admin.display(description="kinds")
+    def kinds_list(self, session: StreamSession) -> str:
+        return ", ".join(session.kinds)
+
+    @admin.display(description="filters")
+    def filters(self, session: StreamSession) -> str:
+        parts = []
+        if session.account_ids:
+            parts.append("accounts " + ", ".join(session.account_ids))
+        if session.ticket_number:
+            parts.append(f"ticket {session.ticket_number}")
+        return "; ".join(parts) or "-"
+
+    @admin.display(description="state", ordering="disconnected_at")
+    def state(self, session: StreamSession) -> str:
+        if session.connection_id is not None:
+            return "connected"
+        since = (
+            session.disconnected_at.isoformat(timespec="seconds")
+            if session.disconnected_at
+            else "?"
+        )
+        return f"disconnected since {since}"
+
+    @admin.display(description="buffered", ordering="buffered_total")
+    def buffered_count(self, session: StreamSession) -> int:
+        return session.buffered_total  # type: ignore[attr-defined]
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path("live/", self.admin_site.admin_view(self.live_view), name="stream-live"),
+            # Not wrapped by admin_view (a sync wrapper): the async feed checks staff itself.
+            path("live/feed", admin_live_feed, name="stream-live-feed"),
+            *super().get_urls(),
+        ]
+
+    def live_view(self, request: HttpRequest) -> TemplateResponse:
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Live events",
+            "opts": self.model._meta,
+            "feed_url": reverse("admin:stream-live-feed"),
+        }
+        return TemplateResponse(request, "admin/subscriptions/live.html", context)

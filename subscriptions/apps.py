@@ -7,8 +7,6 @@ class SubscriptionsConfig(AppConfig):
     name = "subscriptions"
 
     def ready(self) -> None:
-        # SimpleAdminConfig does not autodiscover: importing registers our pages on the hub's site.
-        import subscriptions.admin  # noqa: F401
         from events.channels import channel_register
         from notifyhub.dashboard import counter_register
         from subscriptions.channels import PullChannel, WebhookChannel
@@ -16,6 +14,7 @@ class SubscriptionsConfig(AppConfig):
 
         channel_register(PullChannel())
         channel_register(WebhookChannel())
+        self._ready_streams()
         counter_register(
             label="Queued notifications",
             compute=notifications_pending_count,
@@ -25,4 +24,33 @@ class SubscriptionsConfig(AppConfig):
             label="Failed deliveries",
             compute=deliveries_failed_count,
             url="/admin/subscriptions/delivery/?status__in=failed,unknown",
+        )
+
+    def _ready_streams(self) -> None:
+        """The Push API: its delivery channel, its logout hooks and its admin counter."""
+        from django.contrib.auth.signals import user_logged_out
+        from django.db.models.signals import post_delete
+        from oauth2_provider.models import get_access_token_model
+
+        from events.channels import channel_register
+        from notifyhub.dashboard import counter_register
+        from subscriptions.streams import (
+            StreamChannel,
+            revoked_token_logout,
+            session_logout,
+            stream_sessions_connected_count,
+        )
+
+        channel_register(StreamChannel())
+        # DOT revokes an access token by deleting its row; its streams end in every process.
+        post_delete.connect(
+            revoked_token_logout,
+            sender=get_access_token_model(),
+            dispatch_uid="subscriptions.revoked_token_logout",
+        )
+        user_logged_out.connect(session_logout, dispatch_uid="subscriptions.session_logout")
+        counter_register(
+            label="Live streams",
+            compute=stream_sessions_connected_count,
+            url="/admin/subscriptions/streamsession/?connected=yes",
         )

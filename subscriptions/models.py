@@ -199,3 +199,88 @@ class DeliveryAttempt(models.Model):
     @property
     def succeeded(self) -> bool:
         return self.status_code is not None and 200 <= self.status_code < 300
+
+
+class StreamSession(models.Model):
+    """One Push API subscription: a principal's `clientId`, whether or not it is connected now.
+
+    Matching events are buffered for it (StreamBufferedEvent) so a reconnect within the window
+    loses nothing; `kinds_csv` and `account_ids_csv` are wrapped in commas (",a,b,") so the
+    routing step can match them with a plain `contains` on every database backend.
+    """
+
+    class PrincipalKind(models.TextChoices):
+        USER = "user", "user"
+        CLIENT = "client", "client"
+
+    principal_kind = models.CharField(max_length=6, choices=PrincipalKind.choices)
+    principal = models.CharField(max_length=150, help_text="Username, or an application's id.")
+    principal_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    principal_application = models.ForeignKey(
+        settings.OAUTH2_PROVIDER_APPLICATION_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+    )
+    client_id = models.CharField(max_length=200)
+    kinds_csv = models.CharField(max_length=200)
+    account_ids_csv = models.TextField(blank=True, default="")
+    ticket_number = models.CharField(max_length=128, blank=True, default="")
+    # The connection holding the session now (None while disconnected); a closing connection
+    # writes its state only if it still holds the session, so a takeover is never undone.
+    connection_id = models.UUIDField(null=True, blank=True)
+    connected_at = models.DateTimeField(null=True, blank=True)
+    disconnected_at = models.DateTimeField(null=True, blank=True)
+    last_sent_event_id = models.CharField(max_length=26, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["principal_kind", "principal", "client_id"],
+                name="stream_session_unique_client",
+            )
+        ]
+        indexes = [
+            # Serves the trim task: sessions disconnected for longer than the window.
+            models.Index(fields=["disconnected_at"], name="stream_session_disconnected"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.principal} / {self.client_id}"
+
+    @property
+    def kinds(self) -> list[str]:
+        return [kind for kind in self.kinds_csv.split(",") if kind]
+
+    @property
+    def account_ids(self) -> list[str]:
+        return [account for account in self.account_ids_csv.split(",") if account]
+
+
+class StreamBufferedEvent(models.Model):
+    """One event kept for one stream session, so a reconnect can replay what it missed."""
+
+    id = models.BigAutoField(primary_key=True)
+    session = models.ForeignKey(
+        StreamSession, on_delete=models.CASCADE, related_name="buffered", db_index=False
+    )
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            # Serves the replay (a session's rows by event id, i.e. in creation order) and
+            # makes a doubly routed event impossible to replay twice.
+            models.UniqueConstraint(fields=["session", "event"], name="stream_buffer_unique"),
+        ]
+        indexes = [
+            # Serves the trim task: rows older than the reconnect window.
+            models.Index(fields=["created_at"], name="stream_buffer_age"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.session_id} ← {self.event_id}"

@@ -4,6 +4,7 @@ from celery import shared_task
 
 from subscriptions.redelivery import deliveries_sweep
 from subscriptions.services import notifications_purge_expired
+from subscriptions.streams import stream_sessions_trim
 from subscriptions.webhooks import deliveries_send
 
 
@@ -24,3 +25,9 @@ def deliveries_sweep_task() -> dict[str, int]:
     """Mark dead sends unknown and re-enqueue deliveries due but not attempted (beat)."""
     result = deliveries_sweep()
     return {"unknown": result.unknown, "expired": result.expired, "enqueued": result.enqueued}
+
+
+@shared_task
+def stream_sessions_trim_task() -> int:
+    """Forget stream sessions and buffered events past the reconnect window (beat, every minute)."""
+    return stream_sessions_trim()

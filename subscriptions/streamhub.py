@@ -1,0 +1,169 @@
+"""The stream hub of one web process: one Redis subscription fanning messages out to the
+streams this process holds, indexed by stream session.
+
+Each stream is an asyncio queue, not a thread: an idle stream costs a queue and a coroutine.
+"""
+
+import asyncio
+import json
+import logging
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+from django.conf import settings
+
+from subscriptions.streams import bus_channel, event_frame
+
+logger = logging.getLogger(__name__)
+
+# A stream further behind than this is closed rather than allowed to grow without bound; its
+# client reconnects and replays what it missed from the session buffer, so nothing is lost.
+QUEUE_LIMIT = 1000
+
+
+@dataclass(eq=False, slots=True)
+class StreamConnection:
+    """One open stream in this process: its session (None for the admin feed) and its inbox.
+
+    The inbox is a deque plus a future made only while the stream waits, lighter than an
+    asyncio.Queue: an idle stream's footprint is what limits how many one process holds.
+    """
+
+    session_id: int | None
+    connection_id: uuid.UUID
+    token_id: int | None = None
+    session_key: str | None = None
+    items: deque[tuple[str, Any]] = field(default_factory=deque)
+    waiter: asyncio.Future[None] | None = None
+
+    def offer(self, item: tuple[str, Any]) -> None:
+        if len(self.items) >= QUEUE_LIMIT:
+            self.items.clear()
+            self.items.append(("close", "overflow"))
+        else:
+            self.items.append(item)
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def next(self, timeout: float) -> tuple[str, Any] | None:
+        """The next item, or None after `timeout` seconds without one."""
+        if not self.items:
+            self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                async with asyncio.timeout(timeout):
+                    await self.waiter
+            except TimeoutError:
+                return None
+            finally:
+                self.waiter = None
+        return self.items.popleft()
+
+
+class StreamHub:
+    """Holds this process's streams and its one subscription to the deployment's bus."""
+
+    def __init__(self) -> None:
+        self._by_session: dict[int, set[StreamConnection]] = {}
+        self._feeds: set[StreamConnection] = set()
+        self._all: set[StreamConnection] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        self._client: aioredis.Redis | None = None
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._all)
+
+    def client(self) -> aioredis.Redis:
+        """This process's asyncio Redis client (tickets, takeover messages)."""
+        if self._client is None:
+            self._client = aioredis.Redis.from_url(
+                settings.REDIS_URL, socket_connect_timeout=2, health_check_interval=30
+            )
+        return self._client
+
+    async def attach(self, connection: StreamConnection) -> None:
+        """Start delivering to `connection`; returns once the bus subscription is live, so any
+        event committed after this is either delivered here or already in the buffer."""
+        if self._task is None or self._task.done():
+            self._ready.clear()
+            self._task = asyncio.get_running_loop().create_task(self._listen())
+        self._all.add(connection)
+        if connection.session_id is None:
+            self._feeds.add(connection)
+        else:
+            self._by_session.setdefault(connection.session_id, set()).add(connection)
+        await self._ready.wait()
+
+    def detach(self, connection: StreamConnection) -> None:
+        self._all.discard(connection)
+        self._feeds.discard(connection)
+        if connection.session_id is not None:
+            peers = self._by_session.get(connection.session_id)
+            if peers is not None:
+                peers.discard(connection)
+                if not peers:
+                    del self._by_session[connection.session_id]
+
+    async def publish(self, message: dict[str, Any]) -> None:
+        await self.client().publish(bus_channel(), json.dumps(message, separators=(",", ":")))
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                pubsub = self.client().pubsub(ignore_subscribe_messages=True)
+                await pubsub.subscribe(bus_channel())
+                self._ready.set()
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        self.dispatch(json.loads(message["data"]))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("stream bus subscription lost; closing streams to resync")
+                # Messages published while we were away are lost to the live streams, but
+                # not to their sessions: closed streams reconnect and replay the buffer.
+                for connection in list(self._all):
+                    connection.offer(("close", "resync"))
+                await asyncio.sleep(1)
+
+    def dispatch(self, message: dict[str, Any]) -> None:
+        """Hand one bus message to the streams it concerns (never raises)."""
+        try:
+            kind = message.get("t")
+            if kind == "event":
+                data = message["event"]
+                # Encoded once per process, not once per stream: fan-out to a thousand streams
+                # then costs a thousand queue puts and socket writes, not a thousand dumps().
+                targets = [
+                    connection
+                    for session_id in message["sessions"]
+                    for connection in self._by_session.get(session_id, ())
+                ]
+                if targets:
+                    item = ("event", (data["id"], event_frame(data["type"], data, data["id"])))
+                    for connection in targets:
+                        connection.offer(item)
+                if self._feeds:
+                    item = ("event", (data["id"], event_frame("message", data, data["id"])))
+                    for feed in self._feeds:
+                        feed.offer(item)
+            elif kind == "takeover":
+                for connection in self._by_session.get(message["session"], ()):
+                    if str(connection.connection_id) != message["connection"]:
+                        connection.offer(("close", "takeover"))
+            elif kind == "logout":
+                token_id, session_key = message.get("token_id"), message.get("session_key")
+                for connection in self._all:
+                    if (token_id is not None and connection.token_id == token_id) or (
+                        session_key and connection.session_key == session_key
+                    ):
+                        connection.offer(("logout", "token_revoked" if token_id else "logout"))
+        except Exception:
+            logger.exception("bad stream bus message: %r", message)
+
+
+hub = StreamHub()

@@ -1,0 +1,353 @@
+"""Push API stream sessions: who a stream belongs to, what it receives, its buffer, and the bus.
+
+A stream session is one principal's `clientId`. The routing step (StreamChannel) writes a buffer
+row for every session an event matches, in the ingest transaction, and after commit publishes the
+event once on this deployment's Redis channel; each web process hands it to the streams it holds.
+The buffer is what makes a reconnect lossless; the bus only makes delivery immediate.
+"""
+
+import json
+import logging
+import secrets
+import uuid
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+from django_eventstream.utils import sse_encode_event
+
+from events.models import Event
+from notifyhub.auth import TokenInfo
+from notifyhub.models import AccountMember
+from notifyhub.redis import redis_client, redis_key
+from notifyhub.types import JSONDict
+from subscriptions.models import StreamBufferedEvent, StreamSession
+
+logger = logging.getLogger(__name__)
+
+STREAM_KINDS = ("accountStatus", "loggedOut", "newMessage", "newNotification", "ticket")
+REPLAY_PAGE_SIZE = 200
+
+
+def bus_channel() -> str:
+    """The Redis pub/sub channel of this deployment's streams (prefixed: never shared)."""
+    return redis_key("streams", "bus")
+
+
+def ticket_key(ticket: str) -> str:
+    return redis_key("streams", "ticket", ticket)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamPrincipal:
+    """Who a stream listens as, and what would log it out (a token, or a browser session)."""
+
+    kind: str
+    name: str
+    user_id: int | None
+    application_id: int | None
+    token_id: int | None = None
+    session_key: str | None = None
+
+
+# --- Principals and their accounts (reads) ---
+
+
+def principal_for_token(*, token: TokenInfo) -> StreamPrincipal | None:
+    """A user token listens as its user; an application token as its client id."""
+    if token.user_id is not None:
+        username = (
+            get_user_model()
+            .objects.filter(pk=token.user_id, is_active=True)
+            .values_list("username", flat=True)
+            .first()
+        )
+        if username is None:
+            return None
+        return StreamPrincipal(
+            kind=StreamSession.PrincipalKind.USER,
+            name=username,
+            user_id=token.user_id,
+            application_id=None,
+            token_id=token.token_id,
+        )
+    return StreamPrincipal(
+        kind=StreamSession.PrincipalKind.CLIENT,
+        name=token.client_id,
+        user_id=None,
+        application_id=token.application_id,
+        token_id=token.token_id,
+    )
+
+
+def principal_for_user(*, user: Any, session_key: str | None) -> StreamPrincipal:
+    """A logged-in browser session listens as its user."""
+    return StreamPrincipal(
+        kind=StreamSession.PrincipalKind.USER,
+        name=user.get_username(),
+        user_id=user.pk,
+        application_id=None,
+        session_key=session_key,
+    )
+
+
+def _member_filter(principal: StreamPrincipal) -> Q:
+    if principal.user_id is not None:
+        return Q(user_id=principal.user_id)
+    return Q(application_id=principal.application_id)
+
+
+def principal_account_ids(*, principal: StreamPrincipal) -> set[str]:
+    """Every account the principal is a member of (the accounts it may watch)."""
+    return set(
+        AccountMember.objects.filter(_member_filter(principal)).values_list("account_id", flat=True)
+    )
+
+
+def stream_sessions_connected_count() -> int:
+    """Stream sessions holding a live connection now (the admin's "Live streams")."""
+    return StreamSession.objects.filter(connection_id__isnull=False).count()
+
+
+# --- Opening, replaying and closing a stream ---
+
+
+@dataclass(frozen=True)
+class StreamOpened:
+    """What a new connection of a session must do first."""
+
+    session_id: int
+    connection_id: uuid.UUID
+    # Replay the buffer after this event id ("" = the whole buffer).
+    replay_after: str
+    # True: the client's position is lost; it is told with a `reset` frame and starts fresh.
+    reset: bool
+    # Oldest event id still known for the session (or, with an empty buffer, the newest
+    # event the hub stored: where the fresh stream starts); "" if the hub stored none.
+    oldest_event_id: str
+    # Another connection held the session: it must be closed.
+    took_over: bool
+
+
+def _csv(values: list[str]) -> str:
+    return "," + ",".join(values) + "," if values else ""
+
+
+@transaction.atomic
+def stream_session_open(
+    *,
+    principal: StreamPrincipal,
+    client_id: str,
+    kinds: list[str],
+    account_ids: list[str],
+    ticket_number: str,
+    last_event_id: str | None,
+) -> StreamOpened:
+    """Attach a new connection to the principal's session for `client_id` (creating it) and
+    decide where its stream resumes: after `last_event_id`, else after the last event the
+    previous connection was sent; a session past the reconnect window starts over."""
+    now = timezone.now()
+    cutoff = now - settings.NOTIFYHUB_STREAM_RECONNECT_WINDOW
+    StreamSession.objects.bulk_create(
+        [
+            StreamSession(
+                principal_kind=principal.kind,
+                principal=principal.name,
+                client_id=client_id,
+                kinds_csv=_csv(kinds),
+                disconnected_at=now,
+            )
+        ],
+        ignore_conflicts=True,
+    )
+    # The row lock serializes two connections of one session racing to take it over.
+    session = StreamSession.objects.select_for_update().get(
+        principal_kind=principal.kind, principal=principal.name, client_id=client_id
+    )
+    expired = session.disconnected_at is not None and session.disconnected_at < cutoff
+    buffered = StreamBufferedEvent.objects.filter(session=session)
+    oldest = buffered.order_by("event_id").values_list("event_id", flat=True).first()
+    if expired:
+        buffered.delete()
+        session.last_sent_event_id = ""
+    reset = False
+    if last_event_id is None:
+        replay_after = session.last_sent_event_id
+        reset = expired
+    elif not expired and (
+        last_event_id == session.last_sent_event_id
+        or buffered.filter(event_id=last_event_id).exists()
+    ):
+        replay_after = last_event_id
+    else:
+        reset = True
+    if reset:
+        # Start fresh: what is buffered was meant for a position the client no longer has.
+        buffered.delete()
+        replay_after = ""
+    if not oldest or reset:
+        oldest = oldest or Event.objects.order_by("-id").values_list("id", flat=True).first()
+    took_over = session.connection_id is not None
+    session.principal_user_id = principal.user_id
+    session.principal_application_id = principal.application_id
+    session.kinds_csv = _csv(kinds)
+    session.account_ids_csv = _csv(account_ids)
+    session.ticket_number = ticket_number
+    session.connection_id = uuid.uuid4()
+    session.connected_at = now
+    session.disconnected_at = None
+    session.save()
+    return StreamOpened(
+        session_id=session.pk,
+        connection_id=session.connection_id,
+        replay_after=replay_after,
+        reset=reset,
+        oldest_event_id=oldest or "",
+        took_over=took_over,
+    )
+
+
+def event_frame_data(event: Event) -> JSONDict:
+    """The `data:` of an event's frame: its payload plus its id, type and creation time."""
+    return {
+        **event.payload,
+        "id": event.id,
+        "type": event.type_id,
+        "created_at": event.created_at.isoformat(),
+    }
+
+
+def event_frame(kind: str, data: JSONDict, event_id: str | None = None) -> str:
+    """One server-sent event frame (django-eventstream's encoder: it strips CR/LF from the
+    event name and id and splits multi-line data)."""
+    return sse_encode_event(kind, data, event_id=event_id, json_encode=True)
+
+
+def stream_replay_page(
+    *, session_id: int, after: str, limit: int = REPLAY_PAGE_SIZE
+) -> list[JSONDict]:
+    """The session's buffered events after `after`, oldest first (ULIDs sort by time)."""
+    rows = (
+        StreamBufferedEvent.objects.filter(session_id=session_id, event_id__gt=after)
+        .select_related("event")
+        .order_by("event_id")[:limit]
+    )
+    return [event_frame_data(row.event) for row in rows]
+
+
+def stream_session_close(
+    *, session_id: int, connection_id: uuid.UUID, last_sent_event_id: str
+) -> bool:
+    """Mark the session disconnected from now, remembering the last event sent, unless another
+    connection took it over meanwhile (then this one has nothing to say)."""
+    changes: dict[str, Any] = {"connection_id": None, "disconnected_at": timezone.now()}
+    if last_sent_event_id:
+        changes["last_sent_event_id"] = last_sent_event_id
+    return bool(
+        StreamSession.objects.filter(pk=session_id, connection_id=connection_id).update(**changes)
+    )
+
+
+def stream_sessions_trim() -> int:
+    """Forget sessions disconnected for longer than the reconnect window, and buffered rows
+    older than it (a connected session has been sent them already); returns rows deleted."""
+    cutoff = timezone.now() - settings.NOTIFYHUB_STREAM_RECONNECT_WINDOW
+    rows, _ = StreamBufferedEvent.objects.filter(created_at__lt=cutoff).delete()
+    sessions, _ = StreamSession.objects.filter(disconnected_at__lt=cutoff).delete()
+    return rows + sessions
+
+
+# --- Routing (the delivery channel) ---
+
+
+def _matching_sessions(event: Event) -> list[int]:
+    cutoff = timezone.now() - settings.NOTIFYHUB_STREAM_RECONNECT_WINDOW
+    sessions = StreamSession.objects.filter(kinds_csv__contains=f",{event.type_id},").filter(
+        Q(disconnected_at__isnull=True) | Q(disconnected_at__gte=cutoff)
+    )
+    belongs = Q(pk__in=[])
+    if event.user_id:
+        belongs |= Q(principal=event.user_id)
+    if event.account_id:
+        members = AccountMember.objects.filter(account_id=event.account_id)
+        belongs |= Exists(members.filter(user_id=OuterRef("principal_user_id"))) | Exists(
+            members.filter(user__isnull=True, application_id=OuterRef("principal_application_id"))
+        )
+    sessions = sessions.filter(belongs)
+    if event.type_id == "accountStatus":
+        if not event.account_id:
+            return []
+        sessions = sessions.filter(account_ids_csv__contains=f",{event.account_id},")
+    if event.type_id == "ticket":
+        sessions = sessions.filter(Q(ticket_number="") | Q(ticket_number=event.ticket_number or ""))
+    return list(sessions.values_list("pk", flat=True))
+
+
+def bus_publish(message: JSONDict) -> None:
+    """Publish one message to every web process's streams."""
+    try:
+        redis_client().publish(bus_channel(), json.dumps(message, separators=(",", ":")))
+    except Exception:
+        # The buffer still holds the event: the stream gets it when its client reconnects.
+        logger.exception("stream bus publish failed")
+
+
+class StreamChannel:
+    """Buffers each event for the stream sessions it matches and, after commit, pushes it to the
+    web processes holding those streams (and to the admin's live page)."""
+
+    name = "stream"
+
+    def route(self, *, event: Event) -> None:
+        session_ids = _matching_sessions(event)
+        if session_ids:
+            StreamBufferedEvent.objects.bulk_create(
+                [StreamBufferedEvent(session_id=sid, event_id=event.id) for sid in session_ids],
+                ignore_conflicts=True,
+            )
+        message = {"t": "event", "sessions": session_ids, "event": event_frame_data(event)}
+        transaction.on_commit(lambda: bus_publish(message), robust=True)
+
+
+# --- Closing streams: logout, takeover ---
+
+
+def stream_logout_publish(*, token_id: int | None = None, session_key: str | None = None) -> None:
+    """Tell every process to send `loggedOut` to, and close, the streams of a token or session."""
+    bus_publish({"t": "logout", "token_id": token_id, "session_key": session_key})
+
+
+def revoked_token_logout(sender: type, instance: Any, **kwargs: Any) -> None:
+    """post_delete receiver for AccessToken: DOT revokes by deleting, so its streams end."""
+    token_id = instance.pk
+    transaction.on_commit(lambda: stream_logout_publish(token_id=token_id), robust=True)
+
+
+def session_logout(sender: type, request: Any, user: Any, **kwargs: Any) -> None:
+    """user_logged_out receiver: the browser session's streams end with it."""
+    session_key = getattr(getattr(request, "session", None), "session_key", None)
+    if session_key:
+        stream_logout_publish(session_key=session_key)
+
+
+# --- Tickets: a short-lived, single-use credential for a browser's EventSource URL ---
+
+
+def stream_ticket_create(*, principal: StreamPrincipal) -> str:
+    """A ticket that opens one stream as `principal` within NOTIFYHUB_STREAM_TICKET_TTL."""
+    ticket = secrets.token_urlsafe(32)
+    redis_client().set(
+        ticket_key(ticket), json.dumps(asdict(principal)), ex=settings.NOTIFYHUB_STREAM_TICKET_TTL
+    )
+    return ticket
+
+
+def principal_from_ticket(raw: bytes | None) -> StreamPrincipal | None:
+    """The principal stored with a redeemed ticket."""
+    if not raw:
+        return None
+    return StreamPrincipal(**json.loads(raw))

@@ -1,0 +1,212 @@
+"""The Push API over a real daphne, read by a real SSE client: frames, filters, takeover,
+tickets and loggedOut."""
+
+import httpx
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from notifyhub.models import Account, AccountMember
+from subscriptions.models import StreamSession
+from tests.streams.support import (
+    data,
+    ingest,
+    open_stream,
+    push_event_types,  # noqa: F401
+    stream_bus_of_this_run,  # noqa: F401
+    wait_for,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+def test_frames_carry_the_event_id_kind_and_payload(daphne, member):
+    stream = open_stream(
+        daphne.url, token=member.token, params={"clientId": "web", "kinds": "newMessage"}
+    )
+    try:
+        assert stream.status == 200
+        assert stream.response.headers["content-type"].startswith("text/event-stream")
+        first = stream.next()
+        assert first is not None
+        assert first.retry == 2000
+        event_id = ingest("newMessage", user_id="maria", text="hello")
+        [frame] = stream.events(1)
+        assert frame.id == event_id
+        assert frame.event == "newMessage"
+        body = data(frame)
+        assert body["id"] == event_id
+        assert body["type"] == "newMessage"
+        assert body["text"] == "hello"
+        assert body["user_id"] == "maria"
+        assert body["created_at"]
+    finally:
+        stream.close()
+
+
+def test_snake_case_and_repeated_parameters_are_accepted(daphne, member):
+    stream = open_stream(
+        daphne.url,
+        token=member.token,
+        params=[("client_id", "web"), ("kinds", "newMessage"), ("kinds", "ticket")],
+    )
+    try:
+        assert stream.status == 200
+        ingest("ticket", user_id="maria", ticket_number="7")
+        [frame] = stream.events(1)
+        assert frame.event == "ticket"
+    finally:
+        stream.close()
+
+
+def test_nothing_of_another_user_account_or_ticket_arrives(daphne, member, outsider):
+    Account.objects.create(id="globex")
+    stream = open_stream(
+        daphne.url,
+        token=member.token,
+        params={
+            "clientId": "web",
+            "kinds": "newMessage,accountStatus,ticket",
+            "accountIds": "acme",
+            "ticketNumber": "42",
+        },
+    )
+    try:
+        assert stream.status == 200
+        ingest("newMessage", user_id="oscar", text="for oscar")
+        ingest("newMessage", account_id="globex", text="someone else's account")
+        ingest("accountStatus", account_id="globex", status="down")
+        ingest("ticket", user_id="maria", ticket_number="43")
+        ingest("newNotification", user_id="maria", text="a kind not asked for")
+        wanted = [
+            ingest("ticket", user_id="maria", ticket_number="42"),
+            ingest("newMessage", account_id="acme", text="maria's account"),
+            ingest("accountStatus", account_id="acme", status="up"),
+        ]
+        frames = stream.events(3)
+        assert [frame.id for frame in frames] == wanted
+        assert not [sse for sse in stream.nothing_more(wait=0.5) if sse.id]
+    finally:
+        stream.close()
+
+
+def test_account_status_is_limited_to_the_account_ids_asked_for(daphne, member):
+    Account.objects.create(id="initech")
+    AccountMember.objects.create(account_id="initech", user=member.user)
+    stream = open_stream(
+        daphne.url,
+        token=member.token,
+        params={"clientId": "web", "kinds": "accountStatus", "accountIds": "acme"},
+    )
+    try:
+        ingest("accountStatus", account_id="initech", status="down")
+        wanted = ingest("accountStatus", account_id="acme", status="up")
+        assert [frame.id for frame in stream.events(1)] == [wanted]
+    finally:
+        stream.close()
+
+
+def test_an_application_token_listens_as_its_client_id(daphne, consumer):
+    stream = open_stream(
+        daphne.url, token=consumer.token, params={"clientId": "svc", "kinds": "newNotification"}
+    )
+    try:
+        ingest("newNotification", user_id="maria")
+        wanted = ingest("newNotification", user_id=consumer.client_id)
+        assert [frame.id for frame in stream.events(1)] == [wanted]
+    finally:
+        stream.close()
+
+
+def test_a_second_connection_of_the_client_takes_over(daphne, member):
+    params = {"clientId": "web", "kinds": "newMessage"}
+    first = open_stream(daphne.url, token=member.token, params=params)
+    second = open_stream(daphne.url, token=member.token, params=params)
+    try:
+        assert first.ended()
+        wanted = ingest("newMessage", user_id="maria")
+        assert [frame.id for frame in second.events(1)] == [wanted]
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_revoked_token_gets_logged_out_and_its_stream_closed(daphne, member):
+    stream = open_stream(
+        daphne.url, token=member.token, params={"clientId": "web", "kinds": "newMessage"}
+    )
+    try:
+        assert stream.status == 200
+        stream.next()
+        revoked = httpx.post(
+            f"{daphne.url}/o/revoke_token/",
+            data={
+                "token": member.token,
+                "client_id": member.client_id,
+                "client_secret": member.secret,
+            },
+            timeout=10,
+        )
+        assert revoked.status_code == 200, revoked.text
+        assert stream.ended()
+        assert [sse.event for sse in stream.seen][-1] == "loggedOut"
+        again = open_stream(
+            daphne.url, token=member.token, params={"clientId": "web", "kinds": "newMessage"}
+        )
+        assert again.status == 401
+        again.close()
+    finally:
+        stream.close()
+
+
+def test_a_browser_session_streams_and_its_logout_closes_it(daphne, member):
+    browser = Client()
+    browser.force_login(member.user)
+    cookies = {"sessionid": browser.cookies["sessionid"].value}
+    stream = open_stream(
+        daphne.url, cookies=cookies, params={"clientId": "tab", "kinds": "newMessage"}
+    )
+    try:
+        assert stream.status == 200
+        wanted = ingest("newMessage", user_id="maria")
+        assert [frame.id for frame in stream.events(1)] == [wanted]
+        browser.logout()
+        assert stream.ended()
+        assert [sse.event for sse in stream.seen][-1] == "loggedOut"
+    finally:
+        stream.close()
+
+
+def test_a_ticket_opens_one_stream_once(daphne, member):
+    ticket = httpx.post(
+        f"{daphne.url}/api/push/tickets",
+        headers={"Authorization": f"Bearer {member.token}"},
+        timeout=10,
+    ).json()["ticket"]
+    params = {"clientId": "tab", "kinds": "newMessage", "ticket": ticket}
+    stream = open_stream(daphne.url, params=params)
+    try:
+        assert stream.status == 200
+        wanted = ingest("newMessage", user_id="maria")
+        assert [frame.id for frame in stream.events(1)] == [wanted]
+        reused = open_stream(daphne.url, params=params)
+        assert reused.status == 401
+        assert reused.response.json()["code"] == "NOT000001"
+        reused.close()
+    finally:
+        stream.close()
+
+
+def test_a_closed_stream_marks_its_session_disconnected(daphne, member):
+    stream = open_stream(
+        daphne.url, token=member.token, params={"clientId": "web", "kinds": "newMessage"}
+    )
+    stream.next()
+    session = StreamSession.objects.get(principal="maria", client_id="web")
+    assert session.connection_id is not None
+    stream.close()
+    wait_for(
+        lambda: StreamSession.objects.get(pk=session.pk).connection_id is None,
+        what="the server to notice the disconnect",
+    )
+    assert get_user_model().objects.filter(username="maria").exists()
