@@ -61,7 +61,7 @@ def sweep(env: dict[str, str]) -> None:
     code = (
         "import django; django.setup();"
         "from datetime import timedelta;"
-        "from subscriptions.webhooks import deliveries_sweep;"
+        "from subscriptions.redelivery import deliveries_sweep;"
         "print(deliveries_sweep(grace=timedelta(0)))"
     )
     subprocess.run(
