@@ -1,4 +1,4 @@
-"""The Kazoo device API: `/v2/accounts/{ACCOUNT_ID}/push_notification_subscriptions/{APP}/{DEVICE_ID}`."""
+"""The Kazoo device API: one push notification subscription per account, app and device."""
 
 import json
 
@@ -66,7 +66,7 @@ def assert_error(response, status: int) -> dict:
     assert response.status_code == status, response.content
     assert response["content-type"] == "application/json"
     body = response.json()
-    assert ERROR_KEYS <= set(body)
+    assert set(body) >= ERROR_KEYS
     assert body["status"] == "error"
     assert body["error"] == str(status)
     return body
@@ -440,10 +440,7 @@ def test_an_oversized_body_is_413_in_the_envelope(member):
     ],
 )
 def test_authorization_matrix(request, member, persona, status):
-    if persona == "anonymous":
-        client = APIClient()
-    else:
-        client = kazoo(request.getfixturevalue(persona))
+    client = APIClient() if persona == "anonymous" else kazoo(request.getfixturevalue(persona))
     response = put(client)
     assert response.status_code == status, response.content
     if status >= 400:
