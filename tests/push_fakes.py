@@ -299,6 +299,7 @@ class TlsServer:
         config.alpn_protocols = ["h2", "http/1.1"]
         config.h2_max_concurrent_streams = 1000
         config.keep_alive_timeout = 600
+        config.graceful_timeout = 1
         config.accesslog = None
         config.errorlog = None
         self.loop = asyncio.new_event_loop()
@@ -307,6 +308,13 @@ class TlsServer:
         async def main() -> None:
             self.stopping = asyncio.Event()
             await serve(app, config, shutdown_trigger=self.stopping.wait)
+            # Clients keep their HTTP/2 connections open: end them before the loop goes, quietly
+            # (cancelled connection tasks are the expected end here, not errors).
+            asyncio.get_running_loop().set_exception_handler(lambda loop, context: None)
+            others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
 
         self.thread = threading.Thread(
             target=self.loop.run_until_complete, args=(main(),), daemon=True

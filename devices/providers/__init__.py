@@ -115,6 +115,18 @@ class PushClients:
         self.apns = ApnsProvider(client=self.runner.run(make_client(), timeout))
         self.fcm = FcmProvider(client=self.runner.run(make_client(), timeout))
 
+    def close(self) -> None:
+        """Close both connections and stop the loop (settings changed, or shutting down)."""
+
+        async def close_clients() -> None:
+            await self.apns.client.aclose()
+            await self.fcm.client.aclose()
+
+        self.runner.run(close_clients(), settings.NOTIFYHUB_PUSH_TIMEOUT)
+        self.runner.loop.call_soon_threadsafe(self.runner.loop.stop)
+        self.runner.thread.join(timeout=5)
+        self.runner.loop.close()
+
     def send_all(self, messages: list[PushMessage]) -> list[ProviderAnswer]:
         """Send every message concurrently; answers come back in the same order."""
 
@@ -161,5 +173,8 @@ def push_clients() -> PushClients:
     key = _settings_key()
     with _clients_lock:
         if _clients is None or _clients[0] != os.getpid() or _clients[1] != key:
+            if _clients is not None and _clients[0] == os.getpid():
+                _clients[2].close()
+            # After a fork the parent's loop thread does not exist in this process: start anew.
             _clients = (os.getpid(), key, PushClients())
         return _clients[2]
