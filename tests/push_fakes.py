@@ -333,6 +333,8 @@ class TlsServer:
         if self.stopping is not None:
             self.loop.call_soon_threadsafe(self.stopping.set)
         self.thread.join(timeout=10)
+        if not self.thread.is_alive():
+            self.loop.close()
 
 
 class PushFakes:
