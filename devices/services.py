@@ -458,7 +458,8 @@ def _message(push: DevicePush) -> PushMessage:
 
 
 def _claim(push_ids: list[int]) -> list[DevicePush]:
-    """Lease the due pushes among `push_ids`; a push leased by another worker is skipped."""
+    """Lease the due pushes among `push_ids` (and other due ones, up to a batch); a push leased
+    by another worker is skipped."""
     now = timezone.now()
     due = Q(status=DevicePush.Status.PENDING, next_attempt_at__lte=now) | Q(
         status=DevicePush.Status.SENDING, claimed_until__lt=now
@@ -470,6 +471,18 @@ def _claim(push_ids: list[int]) -> list[DevicePush]:
             .filter(due, pk__in=push_ids)
             .values_list("pk", flat=True)
         )
+        room = settings.NOTIFYHUB_PUSH_BATCH - len(ids)
+        if room > 0:
+            # Fill the batch with other due pushes: under load many small tasks (one event, one
+            # phone each) become a few full batches in flight together; their own tasks then
+            # find nothing left to claim and end at once.
+            ids += list(
+                DevicePush.objects.select_for_update(skip_locked=True)
+                .filter(status=DevicePush.Status.PENDING, next_attempt_at__lte=now)
+                .exclude(pk__in=ids)
+                .order_by("next_attempt_at")
+                .values_list("pk", flat=True)[:room]
+            )
         DevicePush.objects.filter(pk__in=ids).update(
             status=DevicePush.Status.SENDING,
             claimed_until=now + settings.NOTIFYHUB_PUSH_LEASE,
