@@ -369,5 +369,9 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": os.environ.get("NOTIFYHUB_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # httpx logs every request at INFO: one line per push would drown the worker's log.
+        "httpx": {"level": "WARNING"},
+    },
 }

@@ -105,6 +105,7 @@ class FakeApns(FakeProvider):
         super().__init__()
         self.public_key_pem = public_key_pem
         self.keep_log = True
+        self.verified: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -137,13 +138,25 @@ class FakeApns(FakeProvider):
         if not auth.lower().startswith("bearer "):
             return (*self._reject(record, 403, "MissingProviderToken"), out)
         raw_jwt = auth.split(" ", 1)[1]
-        try:
-            header = jwt.get_unverified_header(raw_jwt)
-            claims = jwt.decode(
-                raw_jwt, self.public_key_pem, algorithms=["ES256"], options={"require": ["iat"]}
-            )
-        except jwt.PyJWTError:
-            return (*self._reject(record, 403, "InvalidProviderToken"), out)
+        verified = self.verified.get(raw_jwt)
+        if verified is None:
+            # Each distinct provider token is verified once, as APNs does: senders reuse one
+            # token for up to an hour, so re-checking the signature per push would only make
+            # the fake slower than the real service.
+            try:
+                verified = (
+                    jwt.get_unverified_header(raw_jwt),
+                    jwt.decode(
+                        raw_jwt,
+                        self.public_key_pem,
+                        algorithms=["ES256"],
+                        options={"require": ["iat"]},
+                    ),
+                )
+            except jwt.PyJWTError:
+                return (*self._reject(record, 403, "InvalidProviderToken"), out)
+            self.verified[raw_jwt] = verified
+        header, claims = verified
         if header.get("kid") != APNS_KEY_ID or claims.get("iss") != APNS_TEAM_ID:
             return (*self._reject(record, 403, "InvalidProviderToken"), out)
         if time.time() - claims["iat"] > 3600:
