@@ -127,7 +127,8 @@ def main() -> None:
         elapsed = time.perf_counter() - started
         assert fakes.apns.rejected == [], "APNs refused pushes"
         assert fakes.fcm.rejected == [], "FCM refused pushes"
-        assert fakes.apns.count + fakes.fcm.count == expected
+        # At least one request per push; more when a provider request had to be retried.
+        assert fakes.apns.count + fakes.fcm.count >= expected
         return expected / elapsed
 
     def baseline() -> float:
