@@ -5,3 +5,13 @@ class DevicesConfig(AppConfig):
     """Device push registrations, push providers and device deliveries."""
 
     name = "devices"
+
+    def ready(self) -> None:
+        import devices.admin  # noqa: F401 - registers the console pages on the notifyhub site
+        from devices.channels import DevicePushChannel
+        from devices.selectors import devices_count
+        from events.channels import channel_register
+        from notifyhub.dashboard import counter_register
+
+        channel_register(DevicePushChannel())
+        counter_register(label="Devices", compute=devices_count, url="/admin/devices/device/")

@@ -1,1 +1,12 @@
-urlpatterns: list = []
+from django.urls import re_path
+
+from devices.api.kazoo import PushNotificationSubscriptionApi
+
+urlpatterns = [
+    re_path(
+        r"^v2/accounts/(?P<account_id>[^/]+)/push_notification_subscriptions/"
+        r"(?P<app_name>[^/]+)/(?P<device_id>[^/]+)/?$",
+        PushNotificationSubscriptionApi.as_view(),
+        name="kazoo-push-subscription",
+    ),
+]

@@ -225,6 +225,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "subscriptions.tasks.stream_sessions_trim_task",
         "schedule": 60,
     },
+    "sweep-device-pushes": {
+        "task": "devices.tasks.device_pushes_sweep_task",
+        "schedule": 30,
+    },
 }
 
 # --- Auth and OAuth 2.0 ---
@@ -357,6 +361,40 @@ NOTIFYHUB_WEBHOOK_RETRY_BASE = env_seconds("NOTIFYHUB_WEBHOOK_RETRY_BASE", 30)
 NOTIFYHUB_WEBHOOK_SECRET_GRACE = env_seconds("NOTIFYHUB_WEBHOOK_SECRET_GRACE", 24 * 3600)
 # How often a client may release its failed deliveries.
 NOTIFYHUB_RELEASE_INTERVAL = env_seconds("NOTIFYHUB_RELEASE_INTERVAL", 3600)
+# --- Device push (APNs, FCM) ---
+
+
+def env_https_url(name: str, default: str) -> str:
+    value = os.environ.get(name, default).strip()
+    if not value.startswith("https://"):
+        raise ImproperlyConfigured(f"{name} must be an https:// URL, got {value!r}")
+    return value
+
+
+NOTIFYHUB_APNS_URL = env_https_url("NOTIFYHUB_APNS_URL", "https://api.push.apple.com")
+NOTIFYHUB_APNS_KEY_ID = os.environ.get("NOTIFYHUB_APNS_KEY_ID", "")
+NOTIFYHUB_APNS_TEAM_ID = os.environ.get("NOTIFYHUB_APNS_TEAM_ID", "")
+# The .p8 signing key (PEM, ES256) from the Apple developer account.
+NOTIFYHUB_APNS_KEY_FILE = os.environ.get("NOTIFYHUB_APNS_KEY_FILE", "")
+# The apns-topic (bundle id); empty means the subscription's app name is the bundle id.
+NOTIFYHUB_APNS_TOPIC = os.environ.get("NOTIFYHUB_APNS_TOPIC", "")
+NOTIFYHUB_FCM_URL = env_https_url("NOTIFYHUB_FCM_URL", "https://fcm.googleapis.com")
+NOTIFYHUB_FCM_TOKEN_URI = env_https_url(
+    "NOTIFYHUB_FCM_TOKEN_URI", "https://oauth2.googleapis.com/token"
+)
+# The Firebase service-account JSON (client_email, private_key, project_id).
+NOTIFYHUB_FCM_CREDENTIALS_FILE = os.environ.get("NOTIFYHUB_FCM_CREDENTIALS_FILE", "")
+NOTIFYHUB_FCM_PROJECT_ID = os.environ.get("NOTIFYHUB_FCM_PROJECT_ID", "")
+# Extra CA bundle for the providers' TLS (empty: the system's); tests trust their fakes here.
+NOTIFYHUB_PUSH_CA_FILE = os.environ.get("NOTIFYHUB_PUSH_CA_FILE", "")
+NOTIFYHUB_PUSH_TIMEOUT = env_float("NOTIFYHUB_PUSH_TIMEOUT", 10.0, minimum=0.1)
+# Pushes per task: all of a task's pushes are in flight at once on one HTTP/2 connection.
+NOTIFYHUB_PUSH_BATCH = env_int("NOTIFYHUB_PUSH_BATCH", 500, minimum=1)
+NOTIFYHUB_PUSH_MAX_ATTEMPTS = env_int("NOTIFYHUB_PUSH_MAX_ATTEMPTS", 8, minimum=1)
+# First retry delay in seconds; doubled per attempt, never shorter than the Retry-After asked.
+NOTIFYHUB_PUSH_BACKOFF = env_float("NOTIFYHUB_PUSH_BACKOFF", 10.0, minimum=0.0)
+NOTIFYHUB_PUSH_LEASE = env_seconds("NOTIFYHUB_PUSH_LEASE", 120)
+NOTIFYHUB_PUSH_SWEEP_GRACE = env_seconds("NOTIFYHUB_PUSH_SWEEP_GRACE", 60)
 
 # --- Internationalization and static files ---
 
@@ -397,5 +435,9 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": os.environ.get("NOTIFYHUB_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # httpx logs every request at INFO: one line per push would drown the worker's log.
+        "httpx": {"level": "WARNING"},
+    },
 }

@@ -1,0 +1,615 @@
+"""Rules that write: device registrations (the Kazoo document), token deactivation, pushes."""
+
+import json
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from devices.models import Device, DevicePush, Preference, PushAttempt, Registration
+from devices.providers import Outcome, ProviderAnswer, PushMessage, push_clients
+from devices.selectors import registrations_for_event
+from events.models import Event
+from events.services import event_ingest
+from notifyhub import errors
+from notifyhub.models import Account
+
+Problems = dict[str, dict[str, dict[str, Any]]]
+
+# A push token goes into the APNs request path: only the characters real tokens use.
+TOKEN_REGEX = re.compile(r"^[A-Za-z0-9:_.\-]{1,1024}$")
+TEXT_LIMITS = {"mobile_device_id": 255, "sip_proxy_server": 255, "app_name": 128}
+
+
+class DeviceInvalid(errors.ValidationFailed):
+    """The document breaks the schema; `problems` maps each field to the rules it breaks."""
+
+    description = "invalid data"
+
+    def __init__(self, problems: Problems) -> None:
+        super().__init__("invalid data")
+        self.problems = problems
+
+
+class DeviceNotFound(errors.NotFound):
+    description = "bad identifier"
+
+
+class DeviceConflict(errors.HubError):
+    code, status, description = "NOT000071", 409, "The document changed or already exists."
+
+
+@dataclass(frozen=True)
+class RegistrationSpec:
+    """One validated registration id of a document."""
+
+    token: str
+    notification_type: str
+    notification_preferences: list[str]
+    push_type: str = Registration.PushType.ALERT
+
+
+@dataclass(frozen=True)
+class DeviceDocument:
+    """A validated Kazoo push notification subscription document."""
+
+    app_name: str
+    mobile_device_id: str
+    platform: str
+    sip_proxy_server: str
+    registrations: list[RegistrationSpec] = field(default_factory=list)
+
+
+def _problem(problems: Problems, where: str, rule: str, message: str, **extra: Any) -> None:
+    problems.setdefault(where, {})[rule] = {"message": message, **extra}
+
+
+def _text(problems: Problems, data: dict[str, Any], key: str) -> str:
+    if key not in data:
+        _problem(problems, key, "required", "Field is required but missing")
+        return ""
+    value = data[key]
+    if not isinstance(value, str):
+        _problem(problems, key, "type", "Value did not match type(s): string", target="string")
+        return ""
+    if not value.strip():
+        _problem(problems, key, "minLength", "String must be at least 1 characters", target=1)
+    elif len(value) > TEXT_LIMITS[key]:
+        _problem(
+            problems,
+            key,
+            "maxLength",
+            f"String must not be more than {TEXT_LIMITS[key]} characters",
+            target=TEXT_LIMITS[key],
+        )
+    return value
+
+
+def _enum(problems: Problems, where: str, value: Any, allowed: list[str]) -> None:
+    if not isinstance(value, str):
+        _problem(problems, where, "type", "Value did not match type(s): string", target="string")
+    elif value not in allowed:
+        _problem(
+            problems, where, "enum", "Value not found in enumerated list of values", target=allowed
+        )
+
+
+def _registrations(problems: Problems, value: Any) -> list[RegistrationSpec]:
+    key = "notification_registration_ids"
+    if not isinstance(value, dict):
+        _problem(problems, key, "type", "Value did not match type(s): object", target="object")
+        return []
+    if not value:
+        _problem(problems, key, "minProperties", "Object must have at least 1 property", target=1)
+    specs: list[RegistrationSpec] = []
+    claimed: dict[str, str] = {}  # preference -> the registration id that asked for it first
+    for token, spec in value.items():
+        where = f"{key}.{token}"
+        if not TOKEN_REGEX.match(token):
+            _problem(
+                problems,
+                where,
+                "pattern",
+                "Registration id must be 1-1024 of A-Z a-z 0-9 : _ . -",
+                target=TOKEN_REGEX.pattern,
+            )
+        if not isinstance(spec, dict):
+            _problem(
+                problems, where, "type", "Value did not match type(s): object", target="object"
+            )
+            continue
+        before = len(problems)
+        if "notification_type" not in spec:
+            _problem(
+                problems, f"{where}.notification_type", "required", "Field is required but missing"
+            )
+        else:
+            _enum(
+                problems,
+                f"{where}.notification_type",
+                spec["notification_type"],
+                list(Registration.Provider.values),
+            )
+        push_type = spec.get("push_type", Registration.PushType.ALERT)
+        _enum(problems, f"{where}.push_type", push_type, list(Registration.PushType.values))
+        prefs_where = f"{where}.notification_preferences"
+        prefs = spec.get("notification_preferences")
+        if "notification_preferences" not in spec:
+            _problem(problems, prefs_where, "required", "Field is required but missing")
+        elif not isinstance(prefs, list):
+            _problem(
+                problems, prefs_where, "type", "Value did not match type(s): array", target="array"
+            )
+        else:
+            for index, preference in enumerate(prefs):
+                _enum(problems, f"{prefs_where}.{index}", preference, list(Preference.Name.values))
+            if len(prefs) != len({str(p) for p in prefs}):
+                _problem(problems, prefs_where, "uniqueItems", "Array items must be unique")
+            for preference in prefs:
+                if isinstance(preference, str) and preference in claimed:
+                    _problem(
+                        problems,
+                        prefs_where,
+                        "unique",
+                        f"Preference {preference!r} is already set on registration id "
+                        f"{claimed[preference]!r}; a preference may appear under only one",
+                        target=preference,
+                    )
+                elif isinstance(preference, str):
+                    claimed[preference] = token
+        if len(problems) == before:
+            specs.append(
+                RegistrationSpec(
+                    token=token,
+                    notification_type=spec["notification_type"],
+                    notification_preferences=list(prefs or []),
+                    push_type=push_type,
+                )
+            )
+    return specs
+
+
+def device_document_validate(*, app_name: str, data: Any) -> DeviceDocument:
+    """Check a document against the Kazoo schema; every broken rule is named at once."""
+    problems: Problems = {}
+    if not isinstance(data, dict):
+        raise DeviceInvalid(
+            {
+                "data": {
+                    "type": {"message": "Value did not match type(s): object", "target": "object"}
+                }
+            }
+        )
+    if "app_name" in data and data["app_name"] != app_name:
+        _problem(
+            problems,
+            "app_name",
+            "enum",
+            "Value must match the application in the path",
+            target=[app_name],
+        )
+    mobile_device_id = _text(problems, data, "mobile_device_id")
+    sip_proxy_server = _text(problems, data, "sip_proxy_server")
+    if "platform" not in data:
+        _problem(problems, "platform", "required", "Field is required but missing")
+    else:
+        _enum(problems, "platform", data["platform"], list(Device.Platform.values))
+    registrations: list[RegistrationSpec] = []
+    if "notification_registration_ids" not in data:
+        _problem(
+            problems, "notification_registration_ids", "required", "Field is required but missing"
+        )
+    else:
+        registrations = _registrations(problems, data["notification_registration_ids"])
+    if problems:
+        raise DeviceInvalid(problems)
+    return DeviceDocument(
+        app_name=app_name,
+        mobile_device_id=mobile_device_id,
+        platform=data["platform"],
+        sip_proxy_server=sip_proxy_server,
+        registrations=registrations,
+    )
+
+
+def _next_revision(current: str | None) -> str:
+    generation = int(current.split("-", 1)[0]) + 1 if current else 1
+    return f"{generation}-{secrets.token_hex(16)}"
+
+
+def _check_revision(device: Device, expected_revision: str | None) -> None:
+    if expected_revision is not None and expected_revision != device.revision:
+        raise DeviceConflict(
+            f"The document is at revision {device.revision}, not {expected_revision}."
+        )
+
+
+def _save(*, device: Device, document: DeviceDocument) -> Device:
+    """Write the document's fields and registrations, and free its mobile device elsewhere."""
+    # One device per mobile device: another device of the account holding the same phone is
+    # removed in this transaction, before the unique index would see two rows.
+    Device.objects.filter(
+        account_id=device.account_id, mobile_device_id=document.mobile_device_id
+    ).exclude(device_id=device.device_id).delete()
+    device.mobile_device_id = document.mobile_device_id
+    device.platform = document.platform
+    device.sip_proxy_server = document.sip_proxy_server
+    device.revision = _next_revision(device.revision)
+    device.updated_at = timezone.now()
+    device.save()
+    existing = {registration.token: registration for registration in device.registrations.all()}
+    wanted = {spec.token: spec for spec in document.registrations}
+    device.registrations.exclude(token__in=list(wanted)).delete()
+    # Preferences are rewritten whole: the unique (device, name) index must never see a type
+    # moving between two registration ids half-way.
+    device.preferences.all().delete()
+    to_create: list[Registration] = []
+    to_update: list[Registration] = []
+    for token, spec in wanted.items():
+        registration = existing.get(token)
+        if registration is None:
+            to_create.append(
+                Registration(
+                    device=device,
+                    token=token,
+                    notification_type=spec.notification_type,
+                    push_type=spec.push_type,
+                )
+            )
+            continue
+        # A token that the provider refused stays inactive: re-sending it in a document does
+        # not make Apple or Google accept it again; the phone registers a new token instead.
+        registration.notification_type = spec.notification_type
+        registration.push_type = spec.push_type
+        to_update.append(registration)
+    Registration.objects.bulk_create(to_create)
+    Registration.objects.bulk_update(to_update, ["notification_type", "push_type"])
+    by_token = {registration.token: registration for registration in [*to_create, *to_update]}
+    Preference.objects.bulk_create(
+        Preference(device=device, registration=by_token[spec.token], name=name)
+        for spec in document.registrations
+        for name in spec.notification_preferences
+    )
+    return device
+
+
+@transaction.atomic
+def device_create(
+    *, account_id: str, app_name: str, device_id: str, document: DeviceDocument
+) -> Device:
+    """Store a new subscription; one that exists already is a conflict."""
+    account = Account.objects.filter(pk=account_id).first()
+    if account is None:
+        raise DeviceNotFound(f"No account {account_id!r}.")
+    if Device.objects.filter(account=account, app_name=app_name, device_id=device_id).exists():
+        raise DeviceConflict("The device is already registered; update it with POST.")
+    try:
+        with transaction.atomic():
+            device = Device(account=account, app_name=app_name, device_id=device_id, revision="")
+            return _save(device=device, document=document)
+    except IntegrityError:
+        # A concurrent request registered the same device or mobile device first.
+        raise DeviceConflict("A concurrent request registered this device first.") from None
+
+
+@transaction.atomic
+def device_update(
+    *,
+    account_id: str,
+    app_name: str,
+    device_id: str,
+    document: DeviceDocument,
+    expected_revision: str | None,
+) -> Device:
+    """Replace a subscription's document, refusing a writer that read an older revision."""
+    # The row lock serialises writers, so the revision check and the write are one step.
+    device = (
+        Device.objects.select_for_update()
+        .filter(account_id=account_id, app_name=app_name, device_id=device_id)
+        .first()
+    )
+    if device is None:
+        raise DeviceNotFound("No such device.")
+    _check_revision(device, expected_revision)
+    try:
+        with transaction.atomic():
+            return _save(device=device, document=document)
+    except IntegrityError:
+        raise DeviceConflict("A concurrent request registered this mobile device.") from None
+
+
+@transaction.atomic
+def device_delete(
+    *, account_id: str, app_name: str, device_id: str, expected_revision: str | None
+) -> None:
+    """Remove a subscription and its tokens (and the pushes still owed to them)."""
+    device = (
+        Device.objects.select_for_update()
+        .filter(account_id=account_id, app_name=app_name, device_id=device_id)
+        .first()
+    )
+    if device is None:
+        raise DeviceNotFound("No such device.")
+    _check_revision(device, expected_revision)
+    device.delete()
+
+
+def registration_deactivate(*, registration_id: int, reason: str) -> bool:
+    """Stop pushing to a token the provider refused; returns whether it was active."""
+    changed = Registration.objects.filter(pk=registration_id, active=True).update(
+        active=False, deactivated_at=timezone.now(), deactivation_reason=reason[:255]
+    )
+    if changed:
+        DevicePush.objects.filter(
+            registration_id=registration_id,
+            status__in=[DevicePush.Status.PENDING, DevicePush.Status.SENDING],
+        ).update(status=DevicePush.Status.INVALID_TOKEN)
+    return bool(changed)
+
+
+# --- Pushes ---
+
+ROUTED_TYPES = frozenset(Preference.Name.values)
+# The event type of the admin's "send test push" (seeded by this app's migration).
+TEST_EVENT_TYPE = "device_test"
+# What a provider accepts in one push body (APNs and FCM alike).
+MAX_PUSH_BYTES = 4096
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What one batch did, and when the pushes it must retry are due."""
+
+    sent: int = 0
+    invalid: int = 0
+    failed: int = 0
+    retry_ids: list[int] = field(default_factory=list)
+    retry_in: float | None = None
+
+
+def device_pushes_route(*, event: Event) -> list[int]:
+    """Owe one push per matching active token; returns the new push ids (ingest transaction)."""
+    if event.type_id not in ROUTED_TYPES or not event.account_id:
+        return []
+    target = event.payload.get("device_id") if isinstance(event.payload, dict) else None
+    registration_ids = list(
+        registrations_for_event(
+            account_id=event.account_id,
+            type_id=event.type_id,
+            device_id=str(target) if target is not None else None,
+        ).values_list("id", flat=True)
+    )
+    pushes = DevicePush.objects.bulk_create(
+        DevicePush(event=event, registration_id=registration_id)
+        for registration_id in registration_ids
+    )
+    return [push.pk for push in pushes]
+
+
+def _push_body(push: DevicePush) -> dict[str, Any]:
+    """The provider body: the event's id, type and payload, without the payload if too big."""
+    registration = push.registration
+    event = push.event
+    high = event.type_id == Preference.Name.INCOMING_CALL
+    payload = event.payload if isinstance(event.payload, dict) else {}
+    if registration.notification_type == Registration.Provider.APNS:
+        voip = registration.push_type == Registration.PushType.VOIP
+        aps: dict[str, Any] = (
+            {}
+            if voip
+            else {
+                "alert": {
+                    "title": event.type_id.replace("_", " "),
+                    "body": str(payload.get("message", ""))[:256],
+                },
+                "sound": "default",
+            }
+        )
+        body: dict[str, Any] = {
+            "aps": aps,
+            "event_id": event.id,
+            "event_type": event.type_id,
+            "data": payload,
+        }
+        if len(json.dumps(body, separators=(",", ":")).encode()) > MAX_PUSH_BYTES:
+            # The phone fetches the whole event by its id; the push only has to wake it.
+            body = {
+                "aps": aps,
+                "event_id": event.id,
+                "event_type": event.type_id,
+                "truncated": True,
+            }
+        return body
+    data = {
+        "event_id": event.id,
+        "event_type": event.type_id,
+        "payload": json.dumps(payload, separators=(",", ":")),
+    }
+    if len(json.dumps(data).encode()) > MAX_PUSH_BYTES:
+        data = {"event_id": event.id, "event_type": event.type_id, "truncated": "1"}
+    return {
+        "data": data,
+        "android": {
+            "priority": "HIGH" if high else "NORMAL",
+            "collapse_key": event.id,
+            "ttl": "0s" if high else "86400s",
+        },
+    }
+
+
+def _message(push: DevicePush) -> PushMessage:
+    registration = push.registration
+    return PushMessage(
+        provider=registration.notification_type,
+        token=registration.token,
+        topic=settings.NOTIFYHUB_APNS_TOPIC or registration.device.app_name,
+        event_id=push.event_id,
+        event_type=push.event.type_id,
+        high_priority=push.event.type_id == Preference.Name.INCOMING_CALL,
+        voip=registration.push_type == Registration.PushType.VOIP,
+        body=_push_body(push),
+    )
+
+
+def _claim(push_ids: list[int]) -> list[DevicePush]:
+    """Lease the due pushes among `push_ids` (and other due ones, up to a batch); a push leased
+    by another worker is skipped."""
+    now = timezone.now()
+    due = Q(status=DevicePush.Status.PENDING, next_attempt_at__lte=now) | Q(
+        status=DevicePush.Status.SENDING, claimed_until__lt=now
+    )
+    with transaction.atomic():
+        # skip_locked: two tasks holding the same ids split them instead of waiting.
+        ids = list(
+            DevicePush.objects.select_for_update(skip_locked=True)
+            .filter(due, pk__in=push_ids)
+            .values_list("pk", flat=True)
+        )
+        room = settings.NOTIFYHUB_PUSH_BATCH - len(ids)
+        if room > 0:
+            # Fill the batch with other due pushes: under load many small tasks (one event, one
+            # phone each) become a few full batches in flight together; their own tasks then
+            # find nothing left to claim and end at once.
+            ids += list(
+                DevicePush.objects.select_for_update(skip_locked=True)
+                .filter(status=DevicePush.Status.PENDING, next_attempt_at__lte=now)
+                .exclude(pk__in=ids)
+                .order_by("next_attempt_at")
+                .values_list("pk", flat=True)[:room]
+            )
+        DevicePush.objects.filter(pk__in=ids).update(
+            status=DevicePush.Status.SENDING,
+            claimed_until=now + settings.NOTIFYHUB_PUSH_LEASE,
+            attempts=F("attempts") + 1,
+        )
+    return list(
+        DevicePush.objects.filter(pk__in=ids).select_related("event", "registration__device")
+    )
+
+
+def _backoff(push: DevicePush, answer: ProviderAnswer) -> float:
+    exponential = settings.NOTIFYHUB_PUSH_BACKOFF * 2 ** (push.attempts - 1)
+    return min(max(exponential, answer.retry_after or 0.0), 3600.0)
+
+
+def device_pushes_send(*, push_ids: list[int]) -> SendResult:
+    """Claim these pushes, send them concurrently, record every attempt and settle each push."""
+    pushes = _claim(push_ids)
+    if not pushes:
+        return SendResult()
+    sendable = [push for push in pushes if push.registration.active]
+    answers = push_clients().send_all([_message(push) for push in sendable])
+    return _settle(pushes, dict(zip([p.pk for p in sendable], answers, strict=True)))
+
+
+def _settle(pushes: list[DevicePush], answers: dict[int, ProviderAnswer]) -> SendResult:
+    now = timezone.now()
+    attempts: list[PushAttempt] = []
+    sent: list[int] = []
+    failed: list[int] = []
+    invalid: dict[int, str] = {}
+    retries: list[DevicePush] = []
+    for push in pushes:
+        answer = answers.get(push.pk)
+        if answer is None:  # Its token was retired while the push waited.
+            invalid.setdefault(push.registration_id, "")
+            continue
+        attempts.append(
+            PushAttempt(
+                push=push,
+                device_id=push.registration.device_id,
+                registration=push.registration,
+                event_id=push.event_id,
+                provider=push.registration.notification_type,
+                status_code=answer.status_code,
+                reason=answer.reason[:255],
+                answer=answer.answer,
+                message_id=answer.message_id[:255],
+                created_at=now,
+            )
+        )
+        if answer.outcome == Outcome.SENT:
+            sent.append(push.pk)
+        elif answer.outcome == Outcome.INVALID_TOKEN:
+            invalid[push.registration_id] = answer.reason
+        elif (
+            answer.outcome == Outcome.RETRY and push.attempts < settings.NOTIFYHUB_PUSH_MAX_ATTEMPTS
+        ):
+            push.status = DevicePush.Status.PENDING
+            push.claimed_until = None
+            push.next_attempt_at = now + timedelta(seconds=_backoff(push, answer))
+            retries.append(push)
+        else:
+            failed.append(push.pk)
+    with transaction.atomic():
+        PushAttempt.objects.bulk_create(attempts)
+        DevicePush.objects.filter(pk__in=sent).update(
+            status=DevicePush.Status.SENT, sent_at=now, claimed_until=None
+        )
+        DevicePush.objects.filter(pk__in=failed).update(
+            status=DevicePush.Status.FAILED, claimed_until=None
+        )
+        DevicePush.objects.bulk_update(retries, ["status", "claimed_until", "next_attempt_at"])
+        for registration_id, reason in invalid.items():
+            if reason:
+                registration_deactivate(registration_id=registration_id, reason=reason)
+            DevicePush.objects.filter(
+                registration_id=registration_id, pk__in=[p.pk for p in pushes]
+            ).update(status=DevicePush.Status.INVALID_TOKEN, claimed_until=None)
+    retry_in = min(((push.next_attempt_at - now).total_seconds() for push in retries), default=None)
+    return SendResult(
+        sent=len(sent),
+        invalid=sum(1 for p in pushes if p.registration_id in invalid),
+        failed=len(failed),
+        retry_ids=[push.pk for push in retries],
+        retry_in=retry_in,
+    )
+
+
+def device_pushes_due(*, limit: int) -> list[int]:
+    """Pushes whose task was lost: pending past their due time, or leased past the lease."""
+    now = timezone.now()
+    # The grace keeps the sweep off pushes whose own task is simply still in the queue.
+    grace = now - settings.NOTIFYHUB_PUSH_SWEEP_GRACE
+    due = Q(status=DevicePush.Status.PENDING, next_attempt_at__lte=grace) | Q(
+        status=DevicePush.Status.SENDING, claimed_until__lt=now
+    )
+    return list(
+        DevicePush.objects.filter(due)
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+@transaction.atomic
+def device_test_push(*, device_ids: list[int]) -> list[int]:
+    """Send a `device_test` event to every active token of these devices, whatever they prefer."""
+    # Imported here because the tasks module imports this one.
+    from devices.tasks import device_pushes_enqueue
+
+    push_ids: list[int] = []
+    for device in Device.objects.filter(pk__in=device_ids):
+        result = event_ingest(
+            producer="admin:test-push",
+            type_id=TEST_EVENT_TYPE,
+            payload={
+                "account_id": device.account_id,
+                "device_id": device.device_id,
+                "message": "notifyhub test push",
+                "nonce": secrets.token_hex(8),
+            },
+            idempotency_key=None,
+        )
+        pushes = DevicePush.objects.bulk_create(
+            DevicePush(event_id=result.event_id, registration=registration)
+            for registration in device.registrations.filter(active=True)
+        )
+        push_ids.extend(push.pk for push in pushes)
+    device_pushes_enqueue(push_ids=push_ids)
+    return push_ids
