@@ -7,7 +7,6 @@ class DevicesConfig(AppConfig):
     name = "devices"
 
     def ready(self) -> None:
-        import devices.admin  # noqa: F401 - registers the console pages on the notifyhub site
         from devices.channels import DevicePushChannel
         from devices.selectors import devices_count
         from events.channels import channel_register

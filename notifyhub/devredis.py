@@ -40,9 +40,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_redis() -> tuple[subprocess.Popen[bytes], str]:
-    """Start a private Redis on loopback; returns the process and its URL once it accepts."""
-    port = free_port()
+def start_redis(*, port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """Start a private Redis on loopback (on `port`, or a free one); returns the process and its
+    URL once it accepts connections."""
+    port = port or free_port()
     workdir = tempfile.mkdtemp(prefix="notifyhub-redis-")
     process = subprocess.Popen(  # noqa: S603 - a fixed binary and fixed arguments
         [

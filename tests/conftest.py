@@ -160,10 +160,11 @@ def anonymous() -> APIClient:
 # --- Real processes ---
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def celery_queue(worker_id: str) -> str:
     """A queue of this test process's own, so parallel test processes never take each other's
-    tasks."""
+    tasks. Autouse and session-wide: Celery fixes its routing at the first enqueue, so the
+    queue must be named before any test enqueues anything."""
     queue = f"notifyhub-test-{os.getpid()}-{worker_id}"
     celery_app.conf.task_default_queue = queue
     return queue

@@ -22,3 +22,8 @@ def push_fakes(push_servers: PushFakes, settings) -> PushFakes:
         setattr(settings, name, value)
     settings.NOTIFYHUB_APNS_TOPIC = ""
     return push_servers
+
+
+def device_callbacks(callbacks: list) -> list:
+    """The on-commit callbacks the devices app scheduled (streams and webhooks add theirs)."""
+    return [callback for callback in callbacks if callback.__module__.startswith("devices.")]

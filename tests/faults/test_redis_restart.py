@@ -9,17 +9,15 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections import Counter
 
 import httpx
 import pytest
 
 from events.services import api_key_create
-from notifyhub.devredis import redis_server_binary
+from notifyhub.devredis import start_redis
 from subscriptions.models import Delivery
 from tests import servers
 from tests.receivers import receiving
@@ -28,32 +26,8 @@ from tests.subscriptions.factories import push_subscription
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
-def start_private_redis(port: int, workdir: str) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        [
-            redis_server_binary(),
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            workdir,
-        ],
-        stdout=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return process
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError("private redis did not start")
+def start_private_redis(port: int) -> subprocess.Popen[bytes]:
+    return start_redis(port=port)[0]
 
 
 def sweep(env: dict[str, str]) -> None:
@@ -74,10 +48,10 @@ def sweep(env: dict[str, str]) -> None:
     )
 
 
-def test_ingestion_and_delivery_survive_a_redis_restart(tmp_path, log_dir, consumer):
+def test_ingestion_and_delivery_survive_a_redis_restart(log_dir, consumer):
     port = servers.free_port()
     redis_url = f"redis://127.0.0.1:{port}/0"
-    redis = start_private_redis(port, str(tmp_path))
+    redis = start_private_redis(port)
     env = {"REDIS_URL": redis_url, "NOTIFYHUB_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8"}
     daphne = servers.start_daphne(log_dir, **env)
     worker = servers.start_worker(log_dir, queue="notifyhub", **env)
@@ -113,7 +87,7 @@ def test_ingestion_and_delivery_survive_a_redis_restart(tmp_path, log_dir, consu
             health = httpx.get(f"{daphne.url}/readyz", timeout=30).json()
             assert health["checks"]["redis"]["status"] == "error"
 
-            redis = start_private_redis(port, str(tmp_path))
+            redis = start_private_redis(port)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 worker.popen.wait(timeout=10)  # give a crashing worker the time to exit
             if worker.popen.poll() is not None:

@@ -1,5 +1,7 @@
 """Liveness and readiness against the real database, Redis and a real Celery worker."""
 
+from tests import servers
+
 
 def test_healthz_answers_without_any_backing_service(client):
     response = client.get("/healthz")
@@ -8,6 +10,10 @@ def test_healthz_answers_without_any_backing_service(client):
 
 
 def test_readyz_is_green_with_a_real_worker(client, celery_worker):
+    # A worker answers pings once its consumer runs, which can take a moment on a busy machine.
+    servers.wait_until(
+        lambda: client.get("/readyz").status_code == 200, timeout=30, what="readyz green"
+    )
     response = client.get("/readyz")
     assert response.status_code == 200, response.json()
     checks = response.json()["checks"]
