@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -210,6 +210,10 @@ def _claim(
     conditional on `pending` all the same, so a row is only ever claimed once. SQLite: the
     transaction starts IMMEDIATE, which serialises writers.
     """
+    if connection.vendor == "postgresql":
+        return _claim_in_one_statement(
+            free=free, only_ids=only_ids, busy=busy, per_subscription=per_subscription
+        )
     now = timezone.now()
     full = [subscription for subscription, count in busy.items() if count >= per_subscription]
     with transaction.atomic():
@@ -237,6 +241,56 @@ def _claim(
                 status=Delivery.Status.SENDING, claimed_at=now, attempts=F("attempts") + 1
             )
     return chosen
+
+
+_CLAIM_SQL = """
+WITH candidates AS (
+    SELECT id, subscription_id, next_attempt_at FROM {table}
+    WHERE status = 'pending' AND next_attempt_at <= %(now)s AND expires_at > %(now)s
+      AND (%(only)s::bigint[] IS NULL OR id = ANY(%(only)s::bigint[]))
+    ORDER BY next_attempt_at
+    LIMIT %(scan)s
+    FOR UPDATE SKIP LOCKED
+), ranked AS (
+    SELECT candidates.id, candidates.next_attempt_at,
+           row_number() OVER (PARTITION BY candidates.subscription_id ORDER BY candidates.id)
+               AS rank,
+           COALESCE(room.slots, %(per_subscription)s) AS slots
+    FROM candidates
+    LEFT JOIN unnest(%(busy_ids)s::uuid[], %(busy_room)s::int[]) AS room(subscription_id, slots)
+        ON room.subscription_id = candidates.subscription_id
+), chosen AS (
+    SELECT id FROM ranked WHERE rank <= slots ORDER BY next_attempt_at LIMIT %(free)s
+)
+UPDATE {table} AS delivery
+SET status = 'sending', claimed_at = %(now)s, attempts = delivery.attempts + 1
+FROM chosen
+WHERE delivery.id = chosen.id AND delivery.status = 'pending'
+RETURNING delivery.id, delivery.subscription_id
+"""
+
+
+def _claim_in_one_statement(
+    *, free: int, only_ids: list[int] | None, busy: Counter[uuid.UUID], per_subscription: int
+) -> list[int]:
+    """`_claim` for PostgreSQL as one round trip: lock candidates (SKIP LOCKED), keep each
+    subscription within its room, and flip them pending → sending, in one autocommitted UPDATE."""
+    busy_ids = [subscription for subscription, count in busy.items() if count > 0]
+    params = {
+        "now": timezone.now(),
+        "only": only_ids,
+        "scan": free * 4,
+        "free": free,
+        "per_subscription": per_subscription,
+        "busy_ids": busy_ids,
+        "busy_room": [max(per_subscription - busy[s], 0) for s in busy_ids],
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM_SQL.format(table=Delivery._meta.db_table), params)
+        rows = cursor.fetchall()
+    for _, subscription_id in rows:
+        busy[subscription_id] += 1
+    return [delivery_id for delivery_id, _ in rows]
 
 
 def _prepare(delivery_ids: list[int]) -> list[_Prepared]:
