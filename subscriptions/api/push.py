@@ -63,6 +63,7 @@ KEEP_ALIVE = ": keep-alive\n\n"
 _background: set[asyncio.Task[Any]] = set()
 _REQUEST_HEAVY = (
     "META",
+    "headers",
     "GET",
     "POST",
     "COOKIES",
