@@ -36,6 +36,7 @@ class StreamConnection:
     connection_id: uuid.UUID
     token_id: int | None = None
     session_key: str | None = None
+    expires_at: float | None = None
     items: deque[tuple[str, Any]] = field(default_factory=deque)
     waiter: asyncio.Future[None] | None = None
 

@@ -52,6 +52,8 @@ class StreamPrincipal:
     application_id: int | None
     token_id: int | None = None
     session_key: str | None = None
+    # When the token expires (a POSIX timestamp): its streams end then with `loggedOut`.
+    expires_at: float | None = None
 
 
 # --- Principals and their accounts (reads) ---
@@ -74,6 +76,7 @@ def principal_for_token(*, token: TokenInfo) -> StreamPrincipal | None:
             user_id=token.user_id,
             application_id=None,
             token_id=token.token_id,
+            expires_at=token.expires.timestamp(),
         )
     return StreamPrincipal(
         kind=StreamSession.PrincipalKind.CLIENT,
@@ -81,6 +84,7 @@ def principal_for_token(*, token: TokenInfo) -> StreamPrincipal | None:
         user_id=None,
         application_id=token.application_id,
         token_id=token.token_id,
+        expires_at=token.expires.timestamp(),
     )
 
 

@@ -14,6 +14,7 @@ library it uses the SSE framing (`sse_encode_event`) and the same `Last-Event-ID
 import asyncio
 import logging
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
@@ -276,9 +277,17 @@ async def _close_session(session_id: int, connection: StreamConnection, last_sen
 async def _live(connection: StreamConnection, last_sent: str) -> AsyncIterator[tuple[str, str]]:
     """(frame, event id) pairs from the inbox, keep-alives included, until told to close."""
     while True:
-        item = await connection.next(settings.NOTIFYHUB_STREAM_KEEPALIVE)
+        wait = settings.NOTIFYHUB_STREAM_KEEPALIVE
+        if connection.expires_at is not None:
+            left = connection.expires_at - time.time()
+            if left <= 0:
+                yield event_frame("loggedOut", {"type": "loggedOut", "reason": "token_expired"}), ""
+                return
+            wait = min(wait, left)
+        item = await connection.next(wait)
         if item is None:
-            yield KEEP_ALIVE, ""
+            if connection.expires_at is None or time.time() < connection.expires_at:
+                yield KEEP_ALIVE, ""
             continue
         what, value = item
         if what == "event":
@@ -377,6 +386,7 @@ async def push_subscribe(request: HttpRequest) -> HttpResponse:
         connection_id=opened.connection_id,
         token_id=principal.token_id,
         session_key=principal.session_key,
+        expires_at=principal.expires_at,
     )
     response = _stream_response(_session_stream(request, connection, opened))
     if opened.reset:

@@ -8,6 +8,7 @@ from django.test import Client
 
 from notifyhub.models import Account, AccountMember
 from subscriptions.models import StreamSession
+from tests.conftest import CONSUMER, issue_token
 from tests.streams.support import (
     data,
     ingest,
@@ -210,3 +211,16 @@ def test_a_closed_stream_marks_its_session_disconnected(daphne, member):
         what="the server to notice the disconnect",
     )
     assert get_user_model().objects.filter(username="maria").exists()
+
+
+def test_a_stream_ends_with_logged_out_when_its_token_expires(daphne, member):
+    short = issue_token(member.application, scopes=[CONSUMER], user=member.user, expires_in=2)
+    stream = open_stream(daphne.url, token=short, params={"clientId": "web", "kinds": "newMessage"})
+    try:
+        assert stream.status == 200
+        assert stream.ended(timeout=30)
+        last = stream.seen[-1]
+        assert last.event == "loggedOut"
+        assert data(last)["reason"] == "token_expired"
+    finally:
+        stream.close()
