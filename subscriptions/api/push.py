@@ -49,6 +49,7 @@ from subscriptions.streams import (
     stream_replay_page,
     stream_session_close,
     stream_session_open,
+    stream_session_position,
     stream_ticket_create,
     ticket_key,
 )
@@ -61,6 +62,7 @@ T = TypeVar("T")
 ULID_RE = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$")
 OLDEST_HEADER = "Stream-Oldest-Event-ID"
 KEEP_ALIVE = ": keep-alive\n\n"
+TAKEOVER_WAIT = 2.0
 _background: set[asyncio.Task[Any]] = set()
 _REQUEST_HEAVY = (
     "META",
@@ -264,12 +266,14 @@ def _schedule(coroutine: Any) -> None:
 
 async def _close_session(session_id: int, connection: StreamConnection, last_sent: str) -> None:
     try:
-        await db_burst(
+        held = await db_burst(
             stream_session_close,
             session_id=session_id,
             connection_id=connection.connection_id,
             last_sent_event_id=last_sent,
         )
+        if not held:
+            await hub.publish({"t": "released", "session": session_id})
     except Exception:
         logger.exception("could not record the end of stream session %s", session_id)
 
@@ -304,6 +308,30 @@ async def _live(connection: StreamConnection, last_sent: str) -> AsyncIterator[t
             return
 
 
+async def _take_over(connection: StreamConnection, opened: StreamOpened, last_sent: str) -> str:
+    """Close the session's other connection; without a Last-Event-ID, wait briefly for it to
+    record how far it got, so the replay starts there and repeats nothing."""
+    if opened.position_from_session:
+        connection.released = asyncio.Event()
+    await hub.publish(
+        {"t": "takeover", "session": opened.session_id, "connection": str(connection.connection_id)}
+    )
+    if connection.released is None:
+        return last_sent
+    try:
+        # A connection in a process that died never answers: then replay from what is known.
+        async with asyncio.timeout(TAKEOVER_WAIT):
+            await connection.released.wait()
+    except TimeoutError:
+        logger.info(
+            "stream session %s: no answer from the connection taken over", opened.session_id
+        )
+    finally:
+        connection.released = None
+    recorded = await db_burst(stream_session_position, session_id=opened.session_id)
+    return max(last_sent, recorded)
+
+
 def _forget_request(request: HttpRequest) -> None:
     """Let go of what the request parsed: Django's handler keeps the request until the stream
     ends, and nothing reads it once the response has started."""
@@ -328,13 +356,7 @@ async def _session_stream(
             yield retry + "\n"
         await hub.attach(connection)
         if opened.took_over:
-            await hub.publish(
-                {
-                    "t": "takeover",
-                    "session": opened.session_id,
-                    "connection": str(connection.connection_id),
-                }
-            )
+            last_sent = await _take_over(connection, opened, last_sent)
         while True:
             page = await db_burst(stream_replay_page, session_id=opened.session_id, after=last_sent)
             for data in page:

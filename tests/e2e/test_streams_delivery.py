@@ -132,6 +132,23 @@ def test_a_second_connection_of_the_client_takes_over(daphne, member):
         second.close()
 
 
+def test_a_takeover_without_last_event_id_repeats_nothing(daphne, member):
+    params = {"clientId": "web", "kinds": "newMessage"}
+    first = open_stream(daphne.url, token=member.token, params=params)
+    try:
+        sent = [ingest("newMessage", user_id="maria", n=n) for n in range(3)]
+        assert [frame.id for frame in first.events(3)] == sent
+        second = open_stream(daphne.url, token=member.token, params=params)
+        try:
+            assert first.ended()
+            wanted = ingest("newMessage", user_id="maria", n=3)
+            assert [frame.id for frame in second.events(1)] == [wanted]
+        finally:
+            second.close()
+    finally:
+        first.close()
+
+
 def test_a_revoked_token_gets_logged_out_and_its_stream_closed(daphne, member):
     stream = open_stream(
         daphne.url, token=member.token, params={"clientId": "web", "kinds": "newMessage"}
