@@ -36,6 +36,9 @@ class StreamConnection:
     connection_id: uuid.UUID
     token_id: int | None = None
     session_key: str | None = None
+    expires_at: float | None = None
+    # Set only while this connection waits for the one it took over to record its position.
+    released: asyncio.Event | None = None
     items: deque[tuple[str, Any]] = field(default_factory=deque)
     waiter: asyncio.Future[None] | None = None
 
@@ -155,6 +158,10 @@ class StreamHub:
                 for connection in self._by_session.get(message["session"], ()):
                     if str(connection.connection_id) != message["connection"]:
                         connection.offer(("close", "takeover"))
+            elif kind == "released":
+                for connection in self._by_session.get(message["session"], ()):
+                    if connection.released is not None:
+                        connection.released.set()
             elif kind == "logout":
                 token_id, session_key = message.get("token_id"), message.get("session_key")
                 for connection in self._all:

@@ -52,6 +52,8 @@ class StreamPrincipal:
     application_id: int | None
     token_id: int | None = None
     session_key: str | None = None
+    # When the token expires (a POSIX timestamp): its streams end then with `loggedOut`.
+    expires_at: float | None = None
 
 
 # --- Principals and their accounts (reads) ---
@@ -74,6 +76,7 @@ def principal_for_token(*, token: TokenInfo) -> StreamPrincipal | None:
             user_id=token.user_id,
             application_id=None,
             token_id=token.token_id,
+            expires_at=token.expires.timestamp(),
         )
     return StreamPrincipal(
         kind=StreamSession.PrincipalKind.CLIENT,
@@ -81,6 +84,7 @@ def principal_for_token(*, token: TokenInfo) -> StreamPrincipal | None:
         user_id=None,
         application_id=token.application_id,
         token_id=token.token_id,
+        expires_at=token.expires.timestamp(),
     )
 
 
@@ -131,6 +135,9 @@ class StreamOpened:
     oldest_event_id: str
     # Another connection held the session: it must be closed.
     took_over: bool
+    # No Last-Event-ID: the position is the previous connection's, which a connection being
+    # taken over records only as it closes.
+    position_from_session: bool = False
 
 
 def _csv(values: list[str]) -> str:
@@ -208,6 +215,7 @@ def stream_session_open(
         reset=reset,
         oldest_event_id=oldest or "",
         took_over=took_over,
+        position_from_session=last_event_id is None and not reset,
     )
 
 
@@ -242,13 +250,29 @@ def stream_replay_page(
 def stream_session_close(
     *, session_id: int, connection_id: uuid.UUID, last_sent_event_id: str
 ) -> bool:
-    """Mark the session disconnected from now, remembering the last event sent, unless another
-    connection took it over meanwhile (then this one has nothing to say)."""
+    """Mark the session disconnected from now, remembering the last event sent; if another
+    connection took it over meanwhile, only move its position forward (the new connection may
+    be waiting for it); returns whether this connection still held the session."""
     changes: dict[str, Any] = {"connection_id": None, "disconnected_at": timezone.now()}
     if last_sent_event_id:
         changes["last_sent_event_id"] = last_sent_event_id
-    return bool(
-        StreamSession.objects.filter(pk=session_id, connection_id=connection_id).update(**changes)
+    held = StreamSession.objects.filter(pk=session_id, connection_id=connection_id).update(
+        **changes
+    )
+    if not held and last_sent_event_id:
+        StreamSession.objects.filter(
+            pk=session_id, last_sent_event_id__lt=last_sent_event_id
+        ).update(last_sent_event_id=last_sent_event_id)
+    return bool(held)
+
+
+def stream_session_position(*, session_id: int) -> str:
+    """The last event id recorded as sent for the session ("" if none)."""
+    return (
+        StreamSession.objects.filter(pk=session_id)
+        .values_list("last_sent_event_id", flat=True)
+        .first()
+        or ""
     )
 
 

@@ -14,6 +14,7 @@ library it uses the SSE framing (`sse_encode_event`) and the same `Last-Event-ID
 import asyncio
 import logging
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
@@ -48,6 +49,7 @@ from subscriptions.streams import (
     stream_replay_page,
     stream_session_close,
     stream_session_open,
+    stream_session_position,
     stream_ticket_create,
     ticket_key,
 )
@@ -60,9 +62,11 @@ T = TypeVar("T")
 ULID_RE = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$")
 OLDEST_HEADER = "Stream-Oldest-Event-ID"
 KEEP_ALIVE = ": keep-alive\n\n"
+TAKEOVER_WAIT = 2.0
 _background: set[asyncio.Task[Any]] = set()
 _REQUEST_HEAVY = (
     "META",
+    "headers",
     "GET",
     "POST",
     "COOKIES",
@@ -262,12 +266,14 @@ def _schedule(coroutine: Any) -> None:
 
 async def _close_session(session_id: int, connection: StreamConnection, last_sent: str) -> None:
     try:
-        await db_burst(
+        held = await db_burst(
             stream_session_close,
             session_id=session_id,
             connection_id=connection.connection_id,
             last_sent_event_id=last_sent,
         )
+        if not held:
+            await hub.publish({"t": "released", "session": session_id})
     except Exception:
         logger.exception("could not record the end of stream session %s", session_id)
 
@@ -275,9 +281,17 @@ async def _close_session(session_id: int, connection: StreamConnection, last_sen
 async def _live(connection: StreamConnection, last_sent: str) -> AsyncIterator[tuple[str, str]]:
     """(frame, event id) pairs from the inbox, keep-alives included, until told to close."""
     while True:
-        item = await connection.next(settings.NOTIFYHUB_STREAM_KEEPALIVE)
+        wait = settings.NOTIFYHUB_STREAM_KEEPALIVE
+        if connection.expires_at is not None:
+            left = connection.expires_at - time.time()
+            if left <= 0:
+                yield event_frame("loggedOut", {"type": "loggedOut", "reason": "token_expired"}), ""
+                return
+            wait = min(wait, left)
+        item = await connection.next(wait)
         if item is None:
-            yield KEEP_ALIVE, ""
+            if connection.expires_at is None or time.time() < connection.expires_at:
+                yield KEEP_ALIVE, ""
             continue
         what, value = item
         if what == "event":
@@ -292,6 +306,30 @@ async def _live(connection: StreamConnection, last_sent: str) -> AsyncIterator[t
             return
         else:
             return
+
+
+async def _take_over(connection: StreamConnection, opened: StreamOpened, last_sent: str) -> str:
+    """Close the session's other connection; without a Last-Event-ID, wait briefly for it to
+    record how far it got, so the replay starts there and repeats nothing."""
+    if opened.position_from_session:
+        connection.released = asyncio.Event()
+    await hub.publish(
+        {"t": "takeover", "session": opened.session_id, "connection": str(connection.connection_id)}
+    )
+    if connection.released is None:
+        return last_sent
+    try:
+        # A connection in a process that died never answers: then replay from what is known.
+        async with asyncio.timeout(TAKEOVER_WAIT):
+            await connection.released.wait()
+    except TimeoutError:
+        logger.info(
+            "stream session %s: no answer from the connection taken over", opened.session_id
+        )
+    finally:
+        connection.released = None
+    recorded = await db_burst(stream_session_position, session_id=opened.session_id)
+    return max(last_sent, recorded)
 
 
 def _forget_request(request: HttpRequest) -> None:
@@ -318,13 +356,7 @@ async def _session_stream(
             yield retry + "\n"
         await hub.attach(connection)
         if opened.took_over:
-            await hub.publish(
-                {
-                    "t": "takeover",
-                    "session": opened.session_id,
-                    "connection": str(connection.connection_id),
-                }
-            )
+            last_sent = await _take_over(connection, opened, last_sent)
         while True:
             page = await db_burst(stream_replay_page, session_id=opened.session_id, after=last_sent)
             for data in page:
@@ -376,6 +408,7 @@ async def push_subscribe(request: HttpRequest) -> HttpResponse:
         connection_id=opened.connection_id,
         token_id=principal.token_id,
         session_key=principal.session_key,
+        expires_at=principal.expires_at,
     )
     response = _stream_response(_session_stream(request, connection, opened))
     if opened.reset:

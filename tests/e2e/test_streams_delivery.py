@@ -8,6 +8,7 @@ from django.test import Client
 
 from notifyhub.models import Account, AccountMember
 from subscriptions.models import StreamSession
+from tests.conftest import CONSUMER, issue_token
 from tests.streams.support import (
     data,
     ingest,
@@ -131,6 +132,23 @@ def test_a_second_connection_of_the_client_takes_over(daphne, member):
         second.close()
 
 
+def test_a_takeover_without_last_event_id_repeats_nothing(daphne, member):
+    params = {"clientId": "web", "kinds": "newMessage"}
+    first = open_stream(daphne.url, token=member.token, params=params)
+    try:
+        sent = [ingest("newMessage", user_id="maria", n=n) for n in range(3)]
+        assert [frame.id for frame in first.events(3)] == sent
+        second = open_stream(daphne.url, token=member.token, params=params)
+        try:
+            assert first.ended()
+            wanted = ingest("newMessage", user_id="maria", n=3)
+            assert [frame.id for frame in second.events(1)] == [wanted]
+        finally:
+            second.close()
+    finally:
+        first.close()
+
+
 def test_a_revoked_token_gets_logged_out_and_its_stream_closed(daphne, member):
     stream = open_stream(
         daphne.url, token=member.token, params={"clientId": "web", "kinds": "newMessage"}
@@ -210,3 +228,16 @@ def test_a_closed_stream_marks_its_session_disconnected(daphne, member):
         what="the server to notice the disconnect",
     )
     assert get_user_model().objects.filter(username="maria").exists()
+
+
+def test_a_stream_ends_with_logged_out_when_its_token_expires(daphne, member):
+    short = issue_token(member.application, scopes=[CONSUMER], user=member.user, expires_in=2)
+    stream = open_stream(daphne.url, token=short, params={"clientId": "web", "kinds": "newMessage"})
+    try:
+        assert stream.status == 200
+        assert stream.ended(timeout=30)
+        last = stream.seen[-1]
+        assert last.event == "loggedOut"
+        assert data(last)["reason"] == "token_expired"
+    finally:
+        stream.close()

@@ -24,10 +24,11 @@ from subscriptions.streams import STREAM_KINDS
 SUBSCRIBE = "/api/push/subscribe"
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def stream_bus_of_this_run(worker_id: str) -> Iterator[None]:
     """Redis pub/sub ignores the database number: give this test process its own prefix so
-    parallel runs never see each other's stream messages (servers pass it to daphne)."""
+    parallel runs never see each other's stream messages (servers pass it to daphne). Module
+    scope: other modules keep the prefix their daphne and token cache agree on."""
     original = settings.NOTIFYHUB_REDIS_PREFIX
     settings.NOTIFYHUB_REDIS_PREFIX = f"{original}-test-{worker_id}-{os.getpid()}"
     yield
