@@ -238,7 +238,10 @@ class WebhookSecretRotateApi(APIView):
     @extend_schema(
         operation_id="subscriptions_webhook_secret_rotate",
         request=None,
-        responses={200: WebhookSecretRotateOutput},
+        responses={
+            200: WebhookSecretRotateOutput,
+            400: OpenApiResponse(description="The subscription has no notification_url."),
+        },
     )
     def post(self, request: Request, subscription_id: str) -> Response:
         subscription = subscription_get(subscription_id=subscription_id)
