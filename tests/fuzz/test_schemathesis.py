@@ -57,6 +57,32 @@ def schema_of(url: str):
     return schemathesis.openapi.from_dict(response.json())
 
 
+def fuzz_operation(
+    operation, *, url: str, headers: dict[str, str], statuses: Counter, live_subscription_id
+) -> None:
+    """Run one operation's examples; a failing check raises with the reproducing request."""
+
+    @given(case=strategy_of(operation))
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        derandomize=True,
+        database=None,
+    )
+    def fuzz(case: schemathesis.Case) -> None:
+        statuses[
+            case.call_and_validate(base_url=url, headers=headers, checks=CHECKS).status_code
+        ] += 1
+        if "subscription_id" in (case.path_parameters or {}):
+            # A generated id is almost never a real one: send the same request to a live one.
+            case.path_parameters["subscription_id"] = live_subscription_id()
+            response = case.call_and_validate(base_url=url, headers=headers, checks=CHECKS)
+            statuses[response.status_code] += 1
+
+    fuzz()
+
+
 def test_every_operation_answers_as_documented(daphne, administrator, producer):
     personas = {"administrator": administrator, "producer": producer}
     type_id = EventType.objects.order_by("id").values_list("id", flat=True).first()
@@ -79,30 +105,14 @@ def test_every_operation_answers_as_documented(daphne, administrator, producer):
         persona = personas[PERSONA_FOR.get(operation_id, "administrator")]
         headers = {"Authorization": f"Bearer {persona.token}"}
 
-        @given(case=strategy_of(operation))
-        @settings(
-            max_examples=EXAMPLES,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-            derandomize=True,
-            database=None,
-        )
-        def fuzz(case: schemathesis.Case, headers: dict[str, str] = headers) -> None:
-            statuses[
-                case.call_and_validate(
-                    base_url=daphne.url, headers=headers, checks=CHECKS
-                ).status_code
-            ] += 1
-            if "subscription_id" in (case.path_parameters or {}):
-                # A generated id is almost never a real one: send the same request to a live one.
-                case.path_parameters["subscription_id"] = live_subscription_id()
-                response = case.call_and_validate(
-                    base_url=daphne.url, headers=headers, checks=CHECKS
-                )
-                statuses[response.status_code] += 1
-
         try:
-            fuzz()
+            fuzz_operation(
+                operation,
+                url=daphne.url,
+                headers=headers,
+                statuses=statuses,
+                live_subscription_id=live_subscription_id,
+            )
         except (Exception, BaseExceptionGroup) as exc:
             failures[f"{operation.method.upper()} {operation.path}"] = str(exc)[:3000]
     requests = sum(statuses.values())
