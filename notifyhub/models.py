@@ -1,15 +1,34 @@
 """Platform models: OAuth applications with their allowed scopes, and accounts with members."""
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
+from django.utils.deconstruct import deconstructible
 from oauth2_provider.models import AbstractApplication
 
-# `^[\p{L}0-9._-]+$`: letters of any script, digits, dot, underscore, hyphen.
-IDENTIFIER_REGEX = r"^(?:[^\W\d_]|[0-9._-])+$"
-identifier_validator = RegexValidator(
-    IDENTIFIER_REGEX, "Use letters, digits, '.', '_' and '-' only.", code="invalid_identifier"
-)
+# `^[\p{L}0-9._-]+$`: letters of any script, ASCII digits, dot, underscore, hyphen. `\Z`, not
+# `$`, which also matches before a final newline ("acme\n" passed). Python's `re` has no \p{L}:
+# `[^\W\d_]` also takes numerals that are not letters ("²", "Ⅻ"), which IdentifierValidator drops.
+IDENTIFIER_REGEX = r"^(?:[^\W\d_]|[0-9._-])+\Z"
+IDENTIFIER_EXTRA = frozenset("0123456789._-")
+
+
+@deconstructible
+class IdentifierValidator(RegexValidator):
+    r"""An identifier: only letters of any script (\p{L}), ASCII digits, '.', '_' and '-'."""
+
+    regex = IDENTIFIER_REGEX
+    message = "Use letters, digits, '.', '_' and '-' only."
+    code = "invalid_identifier"
+
+    def __call__(self, value: object) -> None:
+        super().__call__(value)
+        if not all(c.isalpha() or c in IDENTIFIER_EXTRA for c in str(value)):
+            raise ValidationError(self.message, code=self.code, params={"value": value})
+
+
+identifier_validator = IdentifierValidator()
 
 
 class Application(AbstractApplication):

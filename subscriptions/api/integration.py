@@ -57,6 +57,9 @@ class IntegrationReleaseApi(APIView):
         request=None,
         parameters=[OpenApiParameter("dry_run", OpenApiTypes.BOOL, OpenApiParameter.QUERY)],
         responses={
+            200: OpenApiResponse(
+                IntegrationReleaseOutput, description="dry_run: what would be released."
+            ),
             202: IntegrationReleaseOutput,
             429: OpenApiResponse(description="Already released within the hour; see Retry-After."),
         },

@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 
 from notifyhub import errors
 from notifyhub.formats import iso_utc
-from notifyhub.models import IDENTIFIER_REGEX
+from notifyhub.models import identifier_validator
 from subscriptions.models import Subscription
 from subscriptions.selectors import (
     subscription_get,
@@ -32,7 +32,7 @@ class SubscriptionCreateInput(serializers.Serializer):
     event_type_ids = serializers.ListField(
         child=serializers.CharField(max_length=128), allow_empty=False, max_length=500
     )
-    client_id = serializers.RegexField(IDENTIFIER_REGEX, max_length=100)
+    client_id = serializers.CharField(max_length=100, validators=[identifier_validator])
     notification_url = serializers.URLField(
         required=False, allow_blank=True, allow_null=True, max_length=2000
     )
@@ -238,7 +238,10 @@ class WebhookSecretRotateApi(APIView):
     @extend_schema(
         operation_id="subscriptions_webhook_secret_rotate",
         request=None,
-        responses={200: WebhookSecretRotateOutput},
+        responses={
+            200: WebhookSecretRotateOutput,
+            400: OpenApiResponse(description="The subscription has no notification_url."),
+        },
     )
     def post(self, request: Request, subscription_id: str) -> Response:
         subscription = subscription_get(subscription_id=subscription_id)
