@@ -63,7 +63,9 @@ class HubAutoSchema(AutoSchema):
         responses = super()._get_response_bodies(direction)
         if not self.view.get_authenticators():
             return responses
-        error = self._get_response_for_code(ErrorOutput, "400", direction=direction)
+        # A surface with an envelope of its own (the Kazoo device API) names it on the view.
+        body = getattr(self.view, "error_body_schema", ErrorOutput)
+        error = self._get_response_for_code(body, "400", direction=direction)
         for status, description in self._error_statuses().items():
             responses.setdefault(status, {**error, "description": description})
         for status, response in responses.items():

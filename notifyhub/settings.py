@@ -153,11 +153,12 @@ except ValueError as exc:
 if (
     DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
     and DATABASES["default"]["CONN_MAX_AGE"] == 0
-    and env_bool("NOTIFYHUB_DB_POOL", True)
+    and env_bool("NOTIFYHUB_DB_POOL", False)
 ):
-    # psycopg's pool: a request borrows a connection that was checked before it is handed out,
-    # so a connection dropped by the server costs one reconnect, not a failed request, and
-    # requests do not pay a new PostgreSQL connection each.
+    # Opt-in: psycopg's pool lends each request a connection checked before use, so requests do
+    # not pay a new PostgreSQL connection each. Off by default because its idle connections
+    # outlive a burst (up to max_size per process for minutes), and an idle hub should hold
+    # none: the Push API promises that idle streams hold no database connection.
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1,
         "max_size": env_int("NOTIFYHUB_DB_POOL_MAX_SIZE", 16, minimum=1),

@@ -47,8 +47,6 @@ def process_env(**extra: str) -> dict[str, str]:
             "NOTIFYHUB_REDIS_PREFIX": settings.NOTIFYHUB_REDIS_PREFIX,
             "DJANGO_SETTINGS_MODULE": "notifyhub.settings",
             "PYTHONUNBUFFERED": "1",
-            # Real servers run as in production: PostgreSQL connections from psycopg's pool.
-            "NOTIFYHUB_DB_POOL": "1",
         }
     )
     env.update(extra)

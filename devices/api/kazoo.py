@@ -175,6 +175,9 @@ class DeviceOutput(serializers.Serializer):
 class PushNotificationSubscriptionApi(APIView):
     """Fetch (GET), create (PUT), update (POST) and remove (DELETE) one device's subscription."""
 
+    # Errors are answered in Kazoo's envelope, not the platform's body (see the schema seam).
+    error_body_schema = OpenApiTypes.OBJECT
+
     authentication_classes = [KazooTokenAuthentication]
     required_scopes = [settings.SCOPE_DEVICES, settings.SCOPE_ADMINISTRATOR]
     # Bodies are read raw: Kazoo clients send JSON with any content type, and a non-JSON body

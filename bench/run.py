@@ -1,0 +1,45 @@
+"""`make bench`: every benchmark in one go, each beside its same-run baseline.
+
+    python bench/run.py [--quick]
+
+Each script prints its own table (Markdown); `docs/benchmarks.md` keeps the latest ones with the
+machine they ran on. `--quick` shortens the load phases for a smoke run.
+"""
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+
+SCRIPTS = {
+    "serving": (["--duration", "20"], ["--duration", "5"]),
+    "ingest": (["--duration", "30"], ["--duration", "5"]),
+    "pull": (["--duration", "120"], ["--duration", "10"]),
+    "webhooks": ([], ["--events", "500", "--baseline-slow-events", "100"]),
+    "push": ([], []),
+    "streams": ([], []),
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("only", nargs="*", help=f"some of: {', '.join(SCRIPTS)}")
+    args = parser.parse_args()
+    failed = []
+    for name, (full, quick) in SCRIPTS.items():
+        if args.only and name not in args.only:
+            continue
+        print(f"\n## {name}\n", flush=True)
+        argv = [sys.executable, str(BENCH / f"{name}.py"), *(quick if args.quick else full)]
+        if subprocess.run(argv, check=False).returncode != 0:
+            failed.append(name)
+    if failed:
+        print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
