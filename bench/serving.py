@@ -37,7 +37,7 @@ def main() -> None:
             "0",
             "bench.asgi:application",
         ],
-        f"manage.py serve ({cores} daphne processes, one socket)": lambda port: [
+        f"manage.py serve ({cores} daphne processes, SO_REUSEPORT)": lambda port: [
             python,
             "manage.py",
             "serve",

@@ -1,8 +1,9 @@
 """Production serving on every core: several daphne processes accepting on one shared socket.
 
 One daphne process runs Django's synchronous views on one thread, so it uses one core at most.
-The supervisor here binds the listening socket once and starts N daphne processes that inherit
-it (`daphne --fd`); the kernel hands each new connection to whichever process accepts first.
+The supervisor here binds one listening socket per process on the same port with SO_REUSEPORT
+and starts a daphne process on each (`daphne --fd`): the kernel spreads new connections evenly
+across them (with one shared socket, whichever process woke first took most of a burst).
 Server-sent event streams stay on the same port: any process can hold any stream, because
 stream sessions and fan-out live in the database and Redis, not in a process.
 """
@@ -22,20 +23,24 @@ def serve(*, host: str, port: int, processes: int, application: str) -> int:
     """Bind host:port, run `processes` daphne workers on it, restart any that dies, stop on
     SIGINT/SIGTERM. Returns the exit status."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind((host, port))
-    listener.listen(1024)
-    listener.set_inheritable(True)
-    fd = listener.fileno()
+    listeners = []
+    for _ in range(processes):
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        listener.bind((host, port))
+        listener.listen(1024)
+        listener.set_inheritable(True)
+        listeners.append(listener)
 
-    def start() -> subprocess.Popen[bytes]:
+    def start(index: int) -> subprocess.Popen[bytes]:
+        fd = listeners[index].fileno()
         return subprocess.Popen(  # noqa: S603 - our own daphne with fixed arguments
             [str(BIN / "daphne"), "--fd", str(fd), "--proxy-headers", application],
             pass_fds=(fd,),
         )
 
-    workers = [start() for _ in range(processes)]
+    workers = [start(index) for index in range(processes)]
     stopping = False
 
     def stop(signum: int, frame: object) -> None:
@@ -50,7 +55,7 @@ def serve(*, host: str, port: int, processes: int, application: str) -> int:
             for index, worker in enumerate(workers):
                 if worker.poll() is not None:
                     sys.stderr.write(f"notifyhub: daphne {worker.pid} exited; restarting\n")
-                    workers[index] = start()
+                    workers[index] = start(index)
             time.sleep(0.5)
     finally:
         for worker in workers:
@@ -61,7 +66,8 @@ def serve(*, host: str, port: int, processes: int, application: str) -> int:
                 worker.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 worker.kill()
-        listener.close()
+        for listener in listeners:
+            listener.close()
     return 0
 
 

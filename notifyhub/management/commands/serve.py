@@ -6,7 +6,7 @@ from notifyhub.serving import default_processes, serve
 
 
 class Command(BaseCommand):
-    help = "Serve HTTP and streams with several daphne processes on one socket (production)."
+    help = "Serve HTTP and streams with one daphne process per core on one port (production)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
