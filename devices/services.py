@@ -298,6 +298,25 @@ def device_create(
         raise DeviceConflict("A concurrent request registered this device first.") from None
 
 
+def _device_locked(
+    *, account_id: str, app_name: str, device_id: str, expected_revision: str | None
+) -> Device:
+    """The device row, locked for this transaction, if the caller read its current revision.
+
+    The row lock serialises writers, so the revision check and the write that follows are one
+    step: no lost updates.
+    """
+    device = (
+        Device.objects.select_for_update()
+        .filter(account_id=account_id, app_name=app_name, device_id=device_id)
+        .first()
+    )
+    if device is None:
+        raise DeviceNotFound("No such device.")
+    _check_revision(device, expected_revision)
+    return device
+
+
 @transaction.atomic
 def device_update(
     *,
@@ -308,15 +327,12 @@ def device_update(
     expected_revision: str | None,
 ) -> Device:
     """Replace a subscription's document, refusing a writer that read an older revision."""
-    # The row lock serialises writers, so the revision check and the write are one step.
-    device = (
-        Device.objects.select_for_update()
-        .filter(account_id=account_id, app_name=app_name, device_id=device_id)
-        .first()
+    device = _device_locked(
+        account_id=account_id,
+        app_name=app_name,
+        device_id=device_id,
+        expected_revision=expected_revision,
     )
-    if device is None:
-        raise DeviceNotFound("No such device.")
-    _check_revision(device, expected_revision)
     try:
         with transaction.atomic():
             return _save(device=device, document=document)
@@ -329,14 +345,12 @@ def device_delete(
     *, account_id: str, app_name: str, device_id: str, expected_revision: str | None
 ) -> None:
     """Remove a subscription and its tokens (and the pushes still owed to them)."""
-    device = (
-        Device.objects.select_for_update()
-        .filter(account_id=account_id, app_name=app_name, device_id=device_id)
-        .first()
+    device = _device_locked(
+        account_id=account_id,
+        app_name=app_name,
+        device_id=device_id,
+        expected_revision=expected_revision,
     )
-    if device is None:
-        raise DeviceNotFound("No such device.")
-    _check_revision(device, expected_revision)
     device.delete()
 
 
