@@ -136,13 +136,6 @@ def subscription_output(subscription: Subscription) -> dict[str, object]:
     ).data
 
 
-def validated(serializer: serializers.Serializer) -> dict:
-    if not serializer.is_valid():
-        field, message = errors.first_message(serializer.errors)
-        raise errors.ValidationFailed(f"{field}: {message}" if field else message, field=field)
-    return serializer.validated_data
-
-
 class SubscriptionCreateApi(APIView):
     required_scopes = [settings.SCOPE_ADMINISTRATOR]
 
@@ -157,7 +150,10 @@ class SubscriptionCreateApi(APIView):
     def post(self, request: Request) -> Response:
         if not isinstance(request.data, dict):
             raise errors.ValidationFailed("the body must be a JSON object")
-        data = validated(SubscriptionCreateInput(data=request.data))
+        body = SubscriptionCreateInput(data=request.data)
+        # The platform's exception handler renders the first field error as NOT000007.
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
         retention_hours = data.get("retention_hours")
         subscription = subscription_create(
             client_id=data["client_id"],
