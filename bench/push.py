@@ -5,10 +5,14 @@ out to many phones; many events for one phone each). Each figure is set against 
 measured in the same run: one blocking request per push on one connection, which is what a
 sender without HTTP/2 multiplexing achieves.
 
+The fake providers run in a process of their own (one per provider), so the figure is the push
+path's and not the fakes' share of this process's interpreter lock.
+
     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/nh_devices_bench \\
     REDIS_URL=redis://127.0.0.1:6379/7 python bench/push.py
 """
 
+import multiprocessing
 import os
 import ssl
 import subprocess
@@ -16,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -49,6 +54,69 @@ def recreate_database() -> None:
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, check=True)
 
 
+def _serve_fakes(connection: Any, directory: Path, provider: str) -> None:
+    """Child process: one fake provider, answering control calls from the bench over a pipe."""
+    from tests.push_fakes import PushFakes
+
+    fakes = PushFakes(directory, only=provider)
+    fake = fakes.apns if provider == "apns" else fakes.fcm
+    fake.keep_log = False
+    connection.send(fakes.settings())
+    while True:
+        command, argument = connection.recv()
+        if command == "delay":
+            fake.delay = argument
+        elif command == "reset_counts":
+            fake.count = 0
+            fake.rejected.clear()
+        elif command == "counts":
+            argument = {"answered": fake.count, "rejected": len(fake.rejected)}
+        elif command == "stop":
+            fakes.stop()
+            connection.send(None)
+            return
+        connection.send(argument)
+
+
+class FakesProcess:
+    """Fake APNs and fake FCM, each in a process of its own, sharing one TLS and key directory."""
+
+    def __init__(self, directory: Path) -> None:
+        from tests.push_fakes import PushFakes
+
+        PushFakes.write_material(directory)
+        context = multiprocessing.get_context("spawn")
+        self.children = []
+        self.settings: dict[str, Any] = {}
+        for provider in ("apns", "fcm"):
+            parent, child = context.Pipe()
+            process = context.Process(
+                target=_serve_fakes, args=(child, directory, provider), daemon=True
+            )
+            process.start()
+            settings = parent.recv()
+            self.settings.update(
+                {k: v for k, v in settings.items() if k.startswith(f"NOTIFYHUB_{provider.upper()}")}
+            )
+            self.settings["NOTIFYHUB_PUSH_CA_FILE"] = settings["NOTIFYHUB_PUSH_CA_FILE"]
+            self.children.append((process, parent))
+
+    def call(self, command: str, argument: Any = None) -> Any:
+        """Send a control command to both fakes; counts are summed."""
+        answers = []
+        for _, connection in self.children:
+            connection.send((command, argument))
+            answers.append(connection.recv())
+        if command == "counts":
+            return {key: sum(answer[key] for answer in answers) for key in answers[0]}
+        return answers[0]
+
+    def stop(self) -> None:
+        self.call("stop")
+        for process, _ in self.children:
+            process.join(timeout=10)
+
+
 def main() -> None:
     recreate_database()
     import django
@@ -62,16 +130,14 @@ def main() -> None:
     from notifyhub.celery import app as celery_app
     from notifyhub.models import Account
     from tests import servers
-    from tests.push_fakes import PushFakes
 
     queue = f"bench-push-{os.getpid()}"
     celery_app.conf.task_default_queue = queue
     work = Path(tempfile.mkdtemp(prefix="bench-push-"))
-    fakes = PushFakes(work / "tls")
-    fakes.apns.keep_log = fakes.fcm.keep_log = False
+    fakes = FakesProcess(work / "tls")
     from django.conf import settings
 
-    for name, value in fakes.settings().items():  # For the baseline's provider token.
+    for name, value in fakes.settings.items():  # For the baseline's provider token.
         setattr(settings, name, value)
 
     account = Account.objects.create(id="bench")
@@ -101,12 +167,16 @@ def main() -> None:
     )
 
     worker = servers.start_worker(
-        work / "logs", queue=queue, concurrency=2, NOTIFYHUB_LOG_LEVEL="WARNING", **fakes.env()
+        work / "logs",
+        queue=queue,
+        concurrency=2,
+        NOTIFYHUB_LOG_LEVEL="WARNING",
+        **{name: str(value) for name, value in fakes.settings.items()},
     )
 
     def run(label: str, payloads: list[dict]) -> float:
         DevicePush.objects.all().delete()
-        fakes.apns.count = fakes.fcm.count = 0
+        fakes.call("reset_counts")
         # One transaction: every send task is enqueued at commit, so the clock starts with all
         # work available at once and measures the push path, not this process's ingest loop.
         with transaction.atomic():
@@ -125,10 +195,10 @@ def main() -> None:
                 raise TimeoutError(worker.output()[-3000:])
             time.sleep(0.02)
         elapsed = time.perf_counter() - started
-        assert fakes.apns.rejected == [], "APNs refused pushes"
-        assert fakes.fcm.rejected == [], "FCM refused pushes"
+        counts = fakes.call("counts")
+        assert counts["rejected"] == 0, f"providers refused pushes: {counts}"
         # At least one request per push; more when a provider request had to be retried.
-        assert fakes.apns.count + fakes.fcm.count >= expected
+        assert counts["answered"] >= expected, counts
         return expected / elapsed
 
     def baseline() -> float:
@@ -137,12 +207,13 @@ def main() -> None:
 
         token_maker = ApnsProvider(client=None)  # type: ignore[arg-type]
         with httpx.Client(
-            http2=True, verify=ssl.create_default_context(cafile=str(fakes.ca_file))
+            http2=True,
+            verify=ssl.create_default_context(cafile=fakes.settings["NOTIFYHUB_PUSH_CA_FILE"]),
         ) as client:
             started = time.perf_counter()
             for i in range(BASELINE_PUSHES):
                 response = client.post(
-                    f"{fakes.apns_server.url}/3/device/{i * 2:064x}",
+                    f"{fakes.settings['NOTIFYHUB_APNS_URL']}/3/device/{i * 2:064x}",
                     content=b'{"aps":{}}',
                     headers={
                         "authorization": f"bearer {token_maker.provider_token()}",
@@ -158,7 +229,7 @@ def main() -> None:
     rows = []
     try:
         for delay in (0.0, 0.05):
-            fakes.apns.delay = fakes.fcm.delay = delay
+            fakes.call("delay", delay)
             base = baseline()
             for shape, payloads in (
                 (f"{FANOUT_EVENTS} events x {DEVICES} phones", fanout),

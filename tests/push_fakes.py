@@ -285,6 +285,18 @@ class FakeFcm(FakeProvider):
         return 200, {"name": name}, {}
 
 
+def _private_pem(key: Any) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def _public_pem(private_key: Any) -> bytes:
+    return private_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
 def fcm_error(status: int, code: str, error_code: str | None = None, message: str = "") -> Answer:
     """A scripted FCM error, with the FcmError detail real FCM adds."""
     details = (
@@ -312,6 +324,9 @@ class TlsServer:
         config.alpn_protocols = ["h2", "http/1.1"]
         config.h2_max_concurrent_streams = 1000
         config.keep_alive_timeout = 600
+        # Apple and Google keep a sender's connection for hours; hypercorn's default would end it
+        # after 1000 requests, which real providers never do.
+        config.keep_alive_max_requests = 2**31
         config.graceful_timeout = 1
         config.accesslog = None
         config.errorlog = None
@@ -351,70 +366,76 @@ class TlsServer:
 
 
 class PushFakes:
-    """Both fakes, their TLS material and signing keys, and the settings that point at them."""
+    """Both fakes, their TLS material and signing keys, and the settings that point at them.
 
-    def __init__(self, directory: Path) -> None:
+    The material lives in `directory`; a process that finds it there reuses it, so fakes started
+    in separate processes (`only="apns"`, `only="fcm"`) share one CA and one set of keys.
+    """
+
+    def __init__(self, directory: Path, only: str | None = None) -> None:
+        if not (directory / "ca.pem").exists():
+            self.write_material(directory)
+        self.ca_file = directory / "ca.pem"
+        certfile, keyfile = directory / "server.pem", directory / "server.key"
+        self.apns_key_file = directory / "AuthKey.p8"
+        self.fcm_credentials_file = directory / "service-account.json"
+        apns_key = serialization.load_pem_private_key(self.apns_key_file.read_bytes(), None)
+        fcm_key = serialization.load_pem_private_key(
+            json.loads(self.fcm_credentials_file.read_text())["private_key"].encode(), None
+        )
+        self.apns = FakeApns(_public_pem(apns_key))
+        # The FCM fake serves the token endpoint too; its URI is a setting like the real one.
+        self.fcm = FakeFcm(_public_pem(fcm_key), token_uri="")
+        self.apns_server = self.fcm_server = None
+        if only in (None, "apns"):
+            self.apns_server = TlsServer(self.apns, certfile, keyfile)
+        if only in (None, "fcm"):
+            self.fcm_server = TlsServer(self.fcm, certfile, keyfile)
+            self.fcm.token_uri = f"{self.fcm_server.url}/token"
+
+    @staticmethod
+    def write_material(directory: Path) -> None:
+        """A CA and a loopback certificate, an APNs ES256 key and an FCM service account."""
         directory.mkdir(parents=True, exist_ok=True)
         ca = trustme.CA()
         cert = ca.issue_cert("127.0.0.1", "localhost")
-        self.ca_file = directory / "ca.pem"
-        ca.cert_pem.write_to_path(str(self.ca_file))
-        certfile, keyfile = directory / "server.pem", directory / "server.key"
-        cert.cert_chain_pems[0].write_to_path(str(certfile))
-        cert.private_key_pem.write_to_path(str(keyfile))
-
-        apns_key = ec.generate_private_key(ec.SECP256R1())
-        self.apns_key_file = directory / "AuthKey.p8"
-        self.apns_key_file.write_bytes(
-            apns_key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-        apns_public = apns_key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        cert.cert_chain_pems[0].write_to_path(str(directory / "server.pem"))
+        cert.private_key_pem.write_to_path(str(directory / "server.key"))
+        (directory / "AuthKey.p8").write_bytes(
+            _private_pem(ec.generate_private_key(ec.SECP256R1()))
         )
         fcm_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        fcm_public = fcm_key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-
-        self.apns = FakeApns(apns_public)
-        self.apns_server = TlsServer(self.apns, certfile, keyfile)
-        # The FCM fake serves the token endpoint too; its URI is a setting like the real one.
-        self.fcm = FakeFcm(fcm_public, token_uri="")
-        self.fcm_server = TlsServer(self.fcm, certfile, keyfile)
-        self.fcm.token_uri = f"{self.fcm_server.url}/token"
-        self.fcm_credentials_file = directory / "service-account.json"
-        self.fcm_credentials_file.write_text(
+        (directory / "service-account.json").write_text(
             json.dumps(
                 {
                     "type": "service_account",
                     "project_id": FCM_PROJECT,
                     "private_key_id": "k1",
-                    "private_key": fcm_key.private_bytes(
-                        serialization.Encoding.PEM,
-                        serialization.PrivateFormat.PKCS8,
-                        serialization.NoEncryption(),
-                    ).decode(),
+                    "private_key": _private_pem(fcm_key).decode(),
                     "client_email": FCM_CLIENT_EMAIL,
                     "token_uri": "https://oauth2.googleapis.com/token",
                 }
             )
         )
+        # Written last: its presence says the material is complete.
+        ca.cert_pem.write_to_path(str(directory / "ca.pem"))
 
     def settings(self) -> dict[str, Any]:
-        return {
-            "NOTIFYHUB_APNS_URL": self.apns_server.url,
-            "NOTIFYHUB_APNS_KEY_ID": APNS_KEY_ID,
-            "NOTIFYHUB_APNS_TEAM_ID": APNS_TEAM_ID,
-            "NOTIFYHUB_APNS_KEY_FILE": str(self.apns_key_file),
-            "NOTIFYHUB_FCM_URL": self.fcm_server.url,
-            "NOTIFYHUB_FCM_TOKEN_URI": self.fcm.token_uri,
-            "NOTIFYHUB_FCM_CREDENTIALS_FILE": str(self.fcm_credentials_file),
-            "NOTIFYHUB_PUSH_CA_FILE": str(self.ca_file),
-        }
+        values: dict[str, Any] = {"NOTIFYHUB_PUSH_CA_FILE": str(self.ca_file)}
+        if self.apns_server is not None:
+            values.update(
+                NOTIFYHUB_APNS_URL=self.apns_server.url,
+                NOTIFYHUB_APNS_KEY_ID=APNS_KEY_ID,
+                NOTIFYHUB_APNS_TEAM_ID=APNS_TEAM_ID,
+                NOTIFYHUB_APNS_KEY_FILE=str(self.apns_key_file),
+            )
+        if self.fcm_server is not None:
+            values.update(
+                NOTIFYHUB_FCM_URL=self.fcm_server.url,
+                NOTIFYHUB_FCM_TOKEN_URI=self.fcm.token_uri,
+                NOTIFYHUB_FCM_CREDENTIALS_FILE=str(self.fcm_credentials_file),
+            )
+        return values
 
     def env(self) -> dict[str, str]:
         """The same settings as environment variables, for worker processes."""
@@ -425,5 +446,6 @@ class PushFakes:
         self.fcm.reset()
 
     def stop(self) -> None:
-        self.apns_server.stop()
-        self.fcm_server.stop()
+        for server in (self.apns_server, self.fcm_server):
+            if server is not None:
+                server.stop()
