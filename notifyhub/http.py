@@ -3,6 +3,12 @@
 It refuses to reach anything but the public internet (SSRF guard), connects to the very address it
 checked (so DNS cannot answer differently between the check and the connection), never follows a
 redirect, bounds the time and the size of each answer, and pools connections per process.
+
+The time bound is a deadline for the whole exchange, not only per read: httpx's timeouts restart
+with every read, so a receiver that trickles header lines (or body bytes) just inside the read
+timeout would otherwise hold a sending thread for as long as it likes. The client's connections
+read and write through `DeadlineBackend`, which cuts every socket operation at the deadline of the
+request being made.
 """
 
 import atexit
@@ -11,10 +17,14 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import httpcore
 import httpx
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -123,6 +133,159 @@ def resolve_checked(host: str, port: int, allowed: tuple[IPNetwork, ...]) -> IPA
     return addresses[0]
 
 
+# When the request this thread is making must be over (time.monotonic()), if it has a deadline.
+_deadline: ContextVar[float | None] = ContextVar("outbound_deadline", default=None)
+
+
+def _time_left(timeout: float | None, expired: type[httpcore.TimeoutException]) -> float | None:
+    """`timeout` for one socket operation, shortened to what is left before the deadline."""
+    deadline = _deadline.get()
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise expired("the time allowed for the whole request is up")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read and write ends by the deadline of the request using it."""
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _time_left(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _time_left(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        timeout = _time_left(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's network backend seam: plain sockets, each operation cut at the deadline."""
+
+    def __init__(self) -> None:
+        self._sockets = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        timeout = _time_left(timeout, httpcore.ConnectTimeout)
+        stream = self._sockets.connect_tcp(host, port, timeout, local_address, socket_options)
+        return _DeadlineStream(stream)
+
+    def sleep(self, seconds: float) -> None:
+        self._sockets.sleep(seconds)
+
+
+# httpcore's errors as httpx's, most specific first (what httpx's own transport does).
+_HTTPX_ERRORS: tuple[tuple[type[Exception], type[httpx.HTTPError]], ...] = (
+    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
+    (httpcore.ReadTimeout, httpx.ReadTimeout),
+    (httpcore.WriteTimeout, httpx.WriteTimeout),
+    (httpcore.PoolTimeout, httpx.PoolTimeout),
+    (httpcore.TimeoutException, httpx.TimeoutException),
+    (httpcore.ConnectError, httpx.ConnectError),
+    (httpcore.ReadError, httpx.ReadError),
+    (httpcore.WriteError, httpx.WriteError),
+    (httpcore.NetworkError, httpx.NetworkError),
+    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
+    (httpcore.ProtocolError, httpx.ProtocolError),
+    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+)
+
+
+@contextmanager
+def _as_httpx_errors() -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        for core, ours in _HTTPX_ERRORS:
+            if isinstance(exc, core):
+                raise ours(str(exc)) from exc
+        raise
+
+
+class _ResponseStream(httpx.SyncByteStream):
+    def __init__(self, stream: Iterable[bytes]) -> None:
+        self._stream = stream
+
+    def __iter__(self) -> Iterator[bytes]:
+        with _as_httpx_errors():
+            yield from self._stream
+
+    def close(self) -> None:
+        close = getattr(self._stream, "close", None)
+        if close is not None:
+            close()
+
+
+class DeadlineTransport(httpx.BaseTransport):
+    """httpx's transport seam: HTTP/1.1 over httpcore's pool, on `DeadlineBackend` connections
+    (httpx's own transport takes no network backend)."""
+
+    def __init__(self, *, max_connections: int) -> None:
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=max_connections,
+            max_keepalive_connections=max_connections,
+            keepalive_expiry=30,
+            network_backend=DeadlineBackend(),
+        )
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        core_request = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(
+                scheme=request.url.raw_scheme,
+                host=request.url.raw_host,
+                port=request.url.port,
+                target=request.url.raw_path,
+            ),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )
+        with _as_httpx_errors():
+            response = self._pool.handle_request(core_request)
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.headers,
+            stream=_ResponseStream(response.stream),
+            extensions=response.extensions,
+        )
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def outbound_client(*, max_connections: int) -> httpx.Client:
+    """A client for `guarded_post`: no redirects, no proxies, connections that keep deadlines."""
+    return httpx.Client(
+        follow_redirects=False,
+        trust_env=False,  # A proxy from the environment would skip the address check.
+        transport=DeadlineTransport(max_connections=max_connections),
+    )
+
+
 _clients: dict[int, httpx.Client] = {}
 _clients_lock = threading.Lock()
 
@@ -135,15 +298,7 @@ def pooled_client(*, max_connections: int) -> httpx.Client:
         with _clients_lock:
             client = _clients.get(pid)
             if client is None:
-                client = httpx.Client(
-                    follow_redirects=False,
-                    trust_env=False,  # A proxy from the environment would skip the address check.
-                    limits=httpx.Limits(
-                        max_connections=max_connections,
-                        max_keepalive_connections=max_connections,
-                        keepalive_expiry=30,
-                    ),
-                )
+                client = outbound_client(max_connections=max_connections)
                 _clients.clear()
                 _clients[pid] = client
                 atexit.register(client.close)
@@ -158,7 +313,11 @@ def guarded_post(
     policy: OutboundPolicy,
     client: httpx.Client,
 ) -> OutboundResponse:
-    """POST `content` to `url` under `policy`: checked address, no redirects, bounded answer."""
+    """POST `content` to `url` under `policy`: checked address, no redirects, bounded answer.
+
+    With a client from `outbound_client` the whole exchange ends by `policy.total_timeout`;
+    with another client only the body is held to it (each read is bounded all the same).
+    """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise OutboundRefused(f"refused scheme {parts.scheme!r}: only http and https")
@@ -189,6 +348,7 @@ def guarded_post(
         timeout=timeout,
         extensions=extensions,
     )
+    deadline_token = _deadline.set(deadline)
     try:
         response = client.send(request, stream=True, follow_redirects=False)
         try:
@@ -208,6 +368,8 @@ def guarded_post(
         raise OutboundTimeout(f"timed out: {type(exc).__name__}") from None
     except httpx.HTTPError as exc:
         raise OutboundError(f"{type(exc).__name__}: {exc}") from None
+    finally:
+        _deadline.reset(deadline_token)
     return OutboundResponse(
         status_code=response.status_code,
         headers=dict(response.headers),

@@ -1,5 +1,6 @@
 """A real webhook receiver on a loopback port: records every request and answers as told."""
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -16,12 +17,16 @@ class Received:
     headers: dict[str, str]
     body: bytes
     at: float
+    sent: int = 0  # bytes of answer body that left before the answer ended or broke off
+    broken: bool = False  # the sender closed the connection before the whole answer was out
 
 
 @dataclass
 class Behaviour:
     """How the receiver answers: a status, maybe after a delay, maybe hanging on the first
-    `hang_first` requests until `release` is set, maybe redirecting."""
+    `hang_first` requests until `release` is set, maybe redirecting. Two hostile answers: a body
+    of `stream_bytes` streamed in chunks, and a head that never ends (one header line every
+    `trickle_headers` seconds until `release` is set)."""
 
     status: int = 200
     delay: float = 0.0
@@ -29,6 +34,11 @@ class Behaviour:
     body: bytes = b"ok"
     hang_first: int = 0
     release: threading.Event = field(default_factory=threading.Event)
+    stream_bytes: int = 0
+    trickle_headers: float = 0.0
+
+
+STREAM_CHUNK = b"x" * (64 * 1024)
 
 
 class Receiver:
@@ -63,15 +73,42 @@ class Receiver:
                     behaviour.release.wait(timeout=60)
                 if behaviour.delay:
                     time.sleep(behaviour.delay)
+                received = receiver.requests[number - 1]
                 try:
-                    self.send_response(behaviour.status)
-                    for name, value in behaviour.headers.items():
-                        self.send_header(name, value)
-                    self.send_header("content-length", str(len(behaviour.body)))
-                    self.end_headers()
-                    self.wfile.write(behaviour.body)
+                    if behaviour.trickle_headers:
+                        self._trickle_headers(behaviour)
+                    elif behaviour.stream_bytes:
+                        self._stream_body(behaviour, received)
+                    else:
+                        self.send_response(behaviour.status)
+                        for name, value in behaviour.headers.items():
+                            self.send_header(name, value)
+                        self.send_header("content-length", str(len(behaviour.body)))
+                        self.end_headers()
+                        self.wfile.write(behaviour.body)
+                        received.sent = len(behaviour.body)
                 except (BrokenPipeError, ConnectionResetError):
+                    received.broken = True
                     self.close_connection = True  # The sender went away (timed out or died).
+
+            def _trickle_headers(self, behaviour: Behaviour) -> None:
+                self.close_connection = True
+                self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+                line = 0
+                while not behaviour.release.wait(behaviour.trickle_headers):
+                    line += 1
+                    self.wfile.write(b"x-trickle-%d: more to come\r\n" % line)
+
+            def _stream_body(self, behaviour: Behaviour, received: Received) -> None:
+                # A small send buffer, so what left is close to what the sender chose to read.
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
+                self.send_response(behaviour.status)
+                self.send_header("content-length", str(behaviour.stream_bytes))
+                self.end_headers()
+                while received.sent < behaviour.stream_bytes:
+                    chunk = STREAM_CHUNK[: behaviour.stream_bytes - received.sent]
+                    self.wfile.write(chunk)
+                    received.sent += len(chunk)
 
             def log_message(self, format: str, *args: object) -> None:
                 return

@@ -1,18 +1,25 @@
 """The authorization matrix: every endpoint x every way of being the wrong caller.
 
 One row per endpoint; one column per wrong caller. Each cell answers an exact status with the
-platform's error body, and a foreign object answers exactly as an unknown one does. A new surface
-is a new row in ENDPOINTS (and, for a new kind of caller, a new entry in CALLERS).
+surface's error body (the platform's, or Kazoo's envelope on the device API), and a foreign object
+answers exactly as an unknown one does. A new surface is a new row in ENDPOINTS (and, for a new
+kind of caller, a new entry in CALLERS).
+
+"Other account" is Oscar, a user with the right scopes who is not a member of Maria's account
+`acme`. The stream rows never open a stream: every cell is a refusal, answered before streaming.
 """
 
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from django.conf import settings
 from oauth2_provider.models import AccessToken
 from rest_framework.test import APIClient
 
+from devices.api.kazoo import KAZOO_MESSAGES
+from devices.models import Device
 from events.models import EventType
 from events.services import event_ingest
 from subscriptions.services import subscription_create
@@ -27,7 +34,7 @@ DEVICES = settings.SCOPE_DEVICES
 @dataclass(frozen=True)
 class Endpoint:
     method: str
-    path: str  # `{sub}` stands for the consumer's subscription id
+    path: str  # `{sub}`: the consumer's subscription id; `{account}`: Maria's account
     scope: str  # the scope that opens it
     wrong_scope: str  # a real scope that does not
     body: dict | None = None
@@ -35,9 +42,29 @@ class Endpoint:
     # What another client sees instead of the consumer's object: "404" (same as an unknown id),
     # "own" (its own, empty view of a per-client resource), or None (not per-client).
     other_client: str | None = None
+    # What a user of another account gets: "403" (refused as for an account that does not
+    # exist), "ticket" (its own ticket, which then cannot open the account's stream), or None.
+    other_account: str | None = None
+    envelope: str = "platform"  # or "kazoo"
+    token_header: str = "HTTP_AUTHORIZATION"  # the device API's clients send HTTP_X_AUTH_TOKEN
+    # Served on the async stream path, whose database work runs on other threads: the cell's
+    # data must be committed for them to see it.
+    transactional: bool = False
 
 
 INGEST_BODY = {"event": {"type": "{type}", "payload": {}}}
+APP = "com.acme.phone"
+DEVICE = f"/v2/accounts/{{account}}/push_notification_subscriptions/{APP}/dev1"
+DEVICE_DOCUMENT = {
+    "mobile_device_id": "phone-1",
+    "platform": "ios",
+    "sip_proxy_server": "sip.acme.test",
+    "notification_registration_ids": {
+        "a" * 64: {"notification_preferences": ["chat"], "notification_type": "apns"}
+    },
+}
+SUBSCRIBE = "/api/push/subscribe?clientId=matrix&kinds=accountStatus&accountIds={account}"
+KAZOO = {"envelope": "kazoo", "token_header": "HTTP_X_AUTH_TOKEN", "other_account": "403"}
 
 ENDPOINTS = [
     Endpoint(
@@ -57,6 +84,14 @@ ENDPOINTS = [
     Endpoint("POST", "/notification/v1/subscriptions/{sub}/webhook-secret", ADMIN, CONSUMER),
     Endpoint("GET", "/api/v3/integration/notifications", CONSUMER, PUBLISH, other_client="own"),
     Endpoint("POST", "/api/v3/integration/notifications/release", CONSUMER, PUBLISH),
+    Endpoint("GET", SUBSCRIBE, CONSUMER, PUBLISH, other_account="403", transactional=True),
+    Endpoint(
+        "POST", "/api/push/tickets", CONSUMER, PUBLISH, other_account="ticket", transactional=True
+    ),
+    Endpoint("GET", DEVICE, DEVICES, CONSUMER, **KAZOO),
+    Endpoint("PUT", DEVICE, DEVICES, CONSUMER, {"data": DEVICE_DOCUMENT}, **KAZOO),
+    Endpoint("POST", DEVICE, DEVICES, CONSUMER, {"data": DEVICE_DOCUMENT}, **KAZOO),
+    Endpoint("DELETE", DEVICE, DEVICES, CONSUMER, **KAZOO),
 ]
 
 # Each wrong caller: (status, code) it must get.
@@ -66,13 +101,20 @@ CALLERS = {
     "revoked token": (401, "NOT000001"),
     "wrong scope": (403, "NOT000002"),
     "other client": (404, "NOT000003"),
+    "other account": (403, "NOT000012"),
 }
 
 CELLS = [
-    pytest.param(endpoint, caller, id=f"{endpoint.method} {endpoint.path} | {caller}")
+    pytest.param(
+        endpoint,
+        caller,
+        id=f"{endpoint.method} {endpoint.path} | {caller}",
+        marks=pytest.mark.django_db(transaction=endpoint.transactional),
+    )
     for endpoint in ENDPOINTS
     for caller in CALLERS
-    if caller != "other client" or endpoint.other_client
+    if (caller != "other client" or endpoint.other_client)
+    and (caller != "other account" or endpoint.other_account)
 ]
 
 
@@ -83,8 +125,9 @@ def _fast_hashing(settings):
 
 
 @pytest.fixture
-def world(consumer, charlie, make_persona):
-    """The consumer's subscription with one unread notification, by which the matrix is judged."""
+def world(consumer, charlie, member, outsider):
+    """The consumer's subscription with one unread notification, and Maria's device in her
+    account `acme`, by which the matrix is judged."""
     type_id = EventType.objects.order_by("id").values_list("id", flat=True).first()
     subscription = subscription_create(
         client_id=consumer.client_id,
@@ -93,15 +136,31 @@ def world(consumer, charlie, make_persona):
         notification_url="http://127.0.0.1:9/hook",
     )
     event_ingest(producer="test", type_id=type_id, payload={}, idempotency_key=None)
-    return {"consumer": consumer, "charlie": charlie, "sub": str(subscription.id), "type": type_id}
+    created = with_token(APIClient(), KAZOO["token_header"], member.token).put(
+        DEVICE.format(account="acme"), {"data": DEVICE_DOCUMENT}, format="json"
+    )
+    assert created.status_code == 201, created.content
+    return {
+        "consumer": consumer,
+        "charlie": charlie,
+        "outsider": outsider,
+        "sub": str(subscription.id),
+        "type": type_id,
+        "account": "acme",
+        "device": Device.objects.get().revision,
+    }
 
 
-def call(client: APIClient, endpoint: Endpoint, *, sub: str, type_id: str):
-    path = endpoint.path.replace("{sub}", sub)
+def call(client: APIClient, endpoint: Endpoint, *, sub: str, type_id: str, account: str = "acme"):
+    path = endpoint.path.replace("{sub}", sub).replace("{account}", account)
     body = None
     if endpoint.body is not None:
         body = {
-            key: ({**value, "type": type_id} if isinstance(value, dict) else value)
+            key: (
+                {**value, "type": type_id}
+                if isinstance(value, dict) and value.get("type") == "{type}"
+                else value
+            )
             for key, value in endpoint.body.items()
         }
     return getattr(client, endpoint.method.lower())(
@@ -109,30 +168,53 @@ def call(client: APIClient, endpoint: Endpoint, *, sub: str, type_id: str):
     )
 
 
-def bearer(token: str) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+def with_token(client: APIClient, header: str, token: str) -> APIClient:
+    client.credentials(**{header: f"Bearer {token}" if header == "HTTP_AUTHORIZATION" else token})
     return client
 
 
-@pytest.mark.django_db
+def bearer(token: str) -> APIClient:
+    return with_token(APIClient(), "HTTP_AUTHORIZATION", token)
+
+
+def refusal(response, endpoint: Endpoint, status: int, code: str, account: str) -> dict[str, Any]:
+    """The refusal's body in the surface's own format, minus what differs between two answers
+    to the same question (the request id and time; the account id the caller named)."""
+    body = response.json()
+    if endpoint.envelope == "kazoo":
+        assert body["status"] == "error"
+        assert (body["error"], body["message"]) == (str(status), KAZOO_MESSAGES[status])
+        assert set(body["data"]) == {"message"}
+        return {key: value for key, value in body.items() if key not in ("request_id", "timestamp")}
+    assert body["code"] == code
+    assert set(body) <= {"code", "description", "field"}
+    return {key: str(value).replace(account, "{account}") for key, value in body.items()}
+
+
 @pytest.mark.parametrize(("endpoint", "caller"), CELLS)
 def test_wrong_callers_get_the_exact_refusal_and_learn_nothing(endpoint, caller, world):
-    consumer, charlie = world["consumer"], world["charlie"]
+    consumer, charlie, outsider = world["consumer"], world["charlie"], world["outsider"]
     application = consumer.application
+
+    def client_for(token: str) -> APIClient:
+        return with_token(APIClient(), endpoint.token_header, token)
+
     if caller == "no token":
         client = APIClient()
     elif caller == "expired token":
-        client = bearer(issue_token(application, scopes=[endpoint.scope], expires_in=-1))
+        client = client_for(issue_token(application, scopes=[endpoint.scope], expires_in=-1))
     elif caller == "revoked token":
         token = issue_token(application, scopes=[endpoint.scope])
         bearer(token).get("/notification/v1/event-types")  # now in the token cache
         AccessToken.objects.filter(application=application, scope=endpoint.scope).delete()
-        client = bearer(token)
+        client = client_for(token)
     elif caller == "wrong scope":
-        client = bearer(issue_token(application, scopes=[endpoint.wrong_scope]))
+        client = client_for(issue_token(application, scopes=[endpoint.wrong_scope]))
+    elif caller == "other client":
+        client = client_for(issue_token(charlie.application, scopes=[endpoint.scope]))
     else:
-        client = bearer(issue_token(charlie.application, scopes=[endpoint.scope]))
+        token = issue_token(outsider.application, scopes=[endpoint.scope], user=outsider.user)
+        client = client_for(token)
 
     response = call(client, endpoint, sub=world["sub"], type_id=world["type"])
 
@@ -141,18 +223,27 @@ def test_wrong_callers_get_the_exact_refusal_and_learn_nothing(endpoint, caller,
         assert response.status_code == 204
         assert bearer(consumer.token).get(endpoint.path).status_code == 200
         return
+    if caller == "other account" and endpoint.other_account == "ticket":
+        # Oscar's ticket is his own; it opens nothing of `acme`, and is refused before a stream.
+        assert response.status_code == 201, response.content
+        ticket = response.json()["ticket"]
+        response = APIClient().get(SUBSCRIBE.format(account="acme") + f"&ticket={ticket}")
     status, code = CALLERS[caller]
     assert response.status_code == status, response.content
     assert response["Content-Type"] == "application/json"
-    body = response.json()
-    assert body["code"] == code
-    assert set(body) <= {"code", "description", "field"}
+    body = refusal(response, endpoint, status, code, world["account"])
     assert world["sub"] not in response.content.decode()
     if status == 401:
         assert response["WWW-Authenticate"].startswith("Bearer")
     if caller == "other client":
         unknown = call(client, endpoint, sub=str(uuid.uuid4()), type_id=world["type"])
-        assert (unknown.status_code, unknown.json()) == (response.status_code, body)
+        assert (unknown.status_code, unknown.json()) == (response.status_code, response.json())
+    if caller == "other account" and endpoint.other_account == "403":
+        unknown = call(client, endpoint, sub=world["sub"], type_id=world["type"], account="nowhere")
+        assert unknown.status_code == response.status_code
+        assert refusal(unknown, endpoint, status, code, "nowhere") == body
+    # Maria's device is as she left it, whoever knocked.
+    assert Device.objects.get().revision == world["device"]
 
 
 @pytest.mark.django_db

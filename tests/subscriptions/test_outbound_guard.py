@@ -8,8 +8,10 @@ import pytest
 from notifyhub.http import (
     OutboundPolicy,
     OutboundRefused,
+    OutboundTimeout,
     address_refusal,
     guarded_post,
+    outbound_client,
     parse_networks,
 )
 from subscriptions.models import Delivery
@@ -121,6 +123,25 @@ def test_the_answer_is_cut_at_the_size_cap(client):
         )
     assert response.truncated
     assert len(response.body) == 1024
+
+
+def test_a_head_that_never_ends_is_cut_at_the_total_timeout():
+    # Each header line arrives well within the read timeout; only a deadline for the whole
+    # exchange ends the request.
+    policy = OutboundPolicy(
+        connect_timeout=1,
+        total_timeout=1,
+        max_response_bytes=1024,
+        allowed_networks=parse_networks(["127.0.0.0/8"]),
+    )
+    with (
+        outbound_client(max_connections=1) as client,
+        receiving(Behaviour(trickle_headers=0.1)) as receiver,
+    ):
+        with pytest.raises(OutboundTimeout):
+            guarded_post(url=receiver.url, content=b"{}", headers={}, policy=policy, client=client)
+        assert len(receiver.requests) == 1
+        assert not receiver.behaviour.release.is_set()  # cut by the sender, not by the receiver
 
 
 @pytest.mark.django_db
