@@ -41,6 +41,12 @@ class Behaviour:
 STREAM_CHUNK = b"x" * (64 * 1024)
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5: a restarted Celery worker opening dozens of
+    # connections at once then gets some reset, which a real receiver's backlog never does.
+    request_queue_size = 128
+
+
 class Receiver:
     """A threaded HTTP/1.1 server on 127.0.0.1 (keep-alive, so clients can pool connections)."""
 
@@ -113,7 +119,7 @@ class Receiver:
             def log_message(self, format: str, *args: object) -> None:
                 return
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/hook"
