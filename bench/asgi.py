@@ -9,6 +9,4 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "notifyhub.settings")
 django.setup()
 settings.ROOT_URLCONF = "bench.urls"
 
-from django.core.asgi import get_asgi_application  # noqa: E402
-
-application = get_asgi_application()
+from notifyhub.asgi import application  # noqa: E402, F401  (the same handlers as production)

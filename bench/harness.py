@@ -5,11 +5,14 @@ same run, so ratios hold on any machine even when absolute numbers do not.
 """
 
 import asyncio
+import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -117,8 +120,10 @@ class LoadResult:
     items: int
     errors: int
     seconds: float
-    latencies: list[float]
-    timeline: list[tuple[float, int]]  # (seconds since start, items) per answered request
+    p50_ms: float
+    p99_ms: float
+    segment_item_rates: list[float]  # items/s in each consecutive slice of the run
+    generator: str
 
     @property
     def rate(self) -> float:
@@ -128,15 +133,73 @@ class LoadResult:
     def item_rate(self) -> float:
         return self.items / self.seconds
 
-    def window_rate(self, start: float, end: float) -> float:
-        """Items per second answered between `start` and `end` seconds into the run."""
-        return sum(n for at, n in self.timeline if start <= at < end) / (end - start)
 
-    def percentile(self, q: float) -> float:
-        if not self.latencies:
-            return float("nan")
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+# wrk drives the load when it is installed (Debian's `wrk`): a C event loop that leaves the CPU
+# to the server and PostgreSQL, where the Python generator below takes most of a core itself.
+WRK = shutil.which("wrk") if os.environ.get("BENCH_LOADGEN", "wrk") == "wrk" else None
+
+_WRK_SCRIPT = r"""
+local threads = {}
+-- Globals, not locals: done() reads them from each thread with thread:get().
+counter, items, oks, errors = 0, 0, 0, 0
+local template = os.getenv("BENCH_BODY")
+local marker = os.getenv("BENCH_ITEMS_MARKER")
+local ok_status = tonumber(os.getenv("BENCH_OK_STATUS"))
+
+function setup(thread)
+  thread:set("tid", #threads)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  wrk.method = os.getenv("BENCH_METHOD")
+  local i = 1
+  while os.getenv("BENCH_HEADER_" .. i) do
+    local name, value = os.getenv("BENCH_HEADER_" .. i):match("^([^:]+):%s*(.*)$")
+    wrk.headers[name] = value
+    i = i + 1
+  end
+end
+
+function request()
+  counter = counter + 1
+  local body = nil
+  if template and template ~= "" then
+    body = template:gsub("{n}", tostring(tid * 1000000000 + counter))
+  end
+  return wrk.format(nil, nil, nil, body)
+end
+
+function response(status, headers, body)
+  if status == ok_status then
+    oks = oks + 1
+    if marker and marker ~= "" then
+      local _, found = body:gsub(marker, "")
+      items = items + found
+    else
+      items = items + 1
+    end
+  else
+    errors = errors + 1
+  end
+end
+
+function done(summary, latency, requests)
+  local total_items, total_oks, total_errors = 0, 0, 0
+  for _, thread in ipairs(threads) do
+    total_items = total_items + thread:get("items")
+    total_oks = total_oks + thread:get("oks")
+    total_errors = total_errors + thread:get("errors")
+  end
+  io.write(string.format(
+    "BENCH {\"requests\": %d, \"items\": %d, \"errors\": %d, \"seconds\": %f, " ..
+    "\"p50_ms\": %f, \"p99_ms\": %f, \"socket_errors\": %d}\n",
+    summary.requests, total_items, total_errors + summary.errors.connect + summary.errors.read
+      + summary.errors.write + summary.errors.timeout, summary.duration / 1e6,
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+end
+"""
 
 
 def load(
@@ -144,19 +207,93 @@ def load(
     *,
     method: str = "GET",
     headers: dict[str, str],
-    body: Callable[[int], bytes] | None = None,
-    items: Callable[[httpx.Response], int] = lambda response: 1,
+    body: str | None = None,
+    items_marker: str | None = None,
     duration: float,
     concurrency: int = 16,
-    ok: tuple[int, ...] = (200,),
+    ok: int = 200,
+    segments: int = 1,
 ) -> LoadResult:
-    """Keep `concurrency` requests in flight for `duration` seconds; count answers and items."""
+    """Keep `concurrency` requests in flight for `duration` seconds; count answers and items.
+
+    `body` is a template: `{n}` becomes a number unique to each request. An answer with status
+    `ok` counts as one item, or as the number of times `items_marker` (plain text, no Lua pattern
+    characters) occurs in its body. The run
+    is measured in `segments` consecutive slices, so a sustained figure can be told from a burst.
+    """
+    run = _load_wrk if WRK else _load_python
+    parts = [
+        run(url, method, headers, body, items_marker, duration / segments, concurrency, ok)
+        for _ in range(segments)
+    ]
+    seconds = sum(part.seconds for part in parts)
+    return LoadResult(
+        requests=sum(part.requests for part in parts),
+        items=sum(part.items for part in parts),
+        errors=sum(part.errors for part in parts),
+        seconds=seconds,
+        p50_ms=statistics.median(part.p50_ms for part in parts),
+        p99_ms=max(part.p99_ms for part in parts),
+        segment_item_rates=[part.item_rate for part in parts],
+        generator=parts[0].generator,
+    )
+
+
+def _load_wrk(
+    url: str,
+    method: str,
+    headers: dict[str, str],
+    body: str | None,
+    items_marker: str | None,
+    duration: float,
+    concurrency: int,
+    ok: int,
+) -> LoadResult:
+    script = Path(tempfile.mkdtemp(prefix="bench-wrk-")) / "load.lua"
+    script.write_text(_WRK_SCRIPT)
+    env = {
+        **os.environ,
+        "BENCH_METHOD": method,
+        "BENCH_BODY": body or "",
+        "BENCH_ITEMS_MARKER": items_marker or "",
+        "BENCH_OK_STATUS": str(ok),
+    }
+    for index, (name, value) in enumerate(headers.items(), start=1):
+        env[f"BENCH_HEADER_{index}"] = f"{name}: {value}"
+    argv = [WRK, "-t1", f"-c{concurrency}", f"-d{max(1, round(duration))}s", "--timeout", "30s"]
+    finished = subprocess.run(
+        [*argv, "-s", str(script), url], env=env, capture_output=True, text=True, check=True
+    )
+    line = next(ln for ln in finished.stdout.splitlines() if ln.startswith("BENCH "))
+    figures = json.loads(line.removeprefix("BENCH "))
+    return LoadResult(
+        requests=figures["requests"],
+        items=figures["items"],
+        errors=figures["errors"],
+        seconds=figures["seconds"],
+        p50_ms=figures["p50_ms"],
+        p99_ms=figures["p99_ms"],
+        segment_item_rates=[figures["items"] / figures["seconds"]],
+        generator="wrk",
+    )
+
+
+def _load_python(
+    url: str,
+    method: str,
+    headers: dict[str, str],
+    body: str | None,
+    items_marker: str | None,
+    duration: float,
+    concurrency: int,
+    ok: int,
+) -> LoadResult:
+    """The fallback generator (httpx, asyncio): it costs the machine most of a core."""
 
     async def run() -> LoadResult:
         counter = 0
         requests = errors = total_items = 0
         latencies: list[float] = []
-        timeline: list[tuple[float, int]] = []
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
         async with httpx.AsyncClient(limits=limits, timeout=30, headers=headers) as client:
             started = time.monotonic()
@@ -166,21 +303,29 @@ def load(
                 nonlocal counter, requests, errors, total_items
                 while time.monotonic() < deadline:
                     counter += 1
-                    content = body(counter) if body else None
+                    content = body.replace("{n}", str(counter)).encode() if body else None
                     sent = time.perf_counter()
                     response = await client.request(method, url, content=content)
                     latencies.append(time.perf_counter() - sent)
                     requests += 1
-                    if response.status_code in ok:
-                        count = items(response)
-                        total_items += count
-                        timeline.append((time.monotonic() - started, count))
+                    if response.status_code == ok:
+                        total_items += response.text.count(items_marker) if items_marker else 1
                     else:
                         errors += 1
 
             await asyncio.gather(*(worker() for _ in range(concurrency)))
             seconds = time.monotonic() - started
-            return LoadResult(requests, total_items, errors, seconds, latencies, timeline)
+        ordered = sorted(latencies) or [float("nan")]
+        return LoadResult(
+            requests=requests,
+            items=total_items,
+            errors=errors,
+            seconds=seconds,
+            p50_ms=ordered[len(ordered) // 2] * 1000,
+            p99_ms=ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1000,
+            segment_item_rates=[total_items / seconds],
+            generator="python (httpx)",
+        )
 
     return asyncio.run(run())
 
@@ -203,8 +348,8 @@ def row(
     rate = result.item_rate if by_items else result.rate
     ratio = f"{rate / baseline:.2f}x" if baseline else "—"
     return (
-        f"| {name} | {rate:,.0f} {unit} | {result.percentile(0.5):.1f} | "
-        f"{result.percentile(0.99):.1f} | {result.errors} | {ratio} |"
+        f"| {name} | {rate:,.0f} {unit} | {result.p50_ms:.1f} | "
+        f"{result.p99_ms:.1f} | {result.errors} | {ratio} |"
     )
 
 

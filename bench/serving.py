@@ -70,7 +70,10 @@ def main() -> None:
 
     baseline = results["one daphne process"].rate
     print(f"# serving — {harness.machine()}")
-    print(f"GET /bench/minimal (bearer token, scope check), concurrency {args.concurrency}\n")
+    print(
+        f"GET /bench/minimal (bearer token, scope check), concurrency {args.concurrency}, "
+        f"load from {next(iter(results.values())).generator}\n"
+    )
     print(harness.TABLE_HEADER)
     for name, result in results.items():
         print(harness.row(name, result, baseline=None if result.rate == baseline else baseline))

@@ -134,6 +134,13 @@ TEMPLATES = [
     },
 ]
 
+# --- Web serving ---
+
+# Threads per web process that run the synchronous parts of API requests (views, middleware).
+# Django's own ASGI handler starts and joins a new thread for every request; these live as long
+# as the process (see notifyhub/asgi.py). More threads overlap more database and Redis waits.
+NOTIFYHUB_WEB_THREADS = env_int("NOTIFYHUB_WEB_THREADS", 2, minimum=1)
+
 # --- Database ---
 
 # Under ASGI every request may run on a different thread, so connections are not kept between

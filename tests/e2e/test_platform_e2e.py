@@ -1,6 +1,8 @@
 """The hub as `make run` starts it: daphne and a Celery worker as real processes, over HTTP."""
 
 import base64
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -52,3 +54,26 @@ def test_api_errors_over_http_are_json(daphne):
     assert response.headers["content-type"] == "application/json"
     assert response.json()["code"] == "NOT000003"
     assert response.headers["x-request-id"]
+
+
+def thread_ids(pid: int) -> set[str]:
+    return {entry.name for entry in Path(f"/proc/{pid}/task").iterdir()}
+
+
+def test_api_requests_reuse_the_web_threads_instead_of_starting_one_each(daphne, consumer):
+    # Django's stock ASGI handler starts (and joins) a thread per request; the hub's runs
+    # requests on NOTIFYHUB_WEB_THREADS long-lived threads, so after a warm-up no new thread
+    # shows up, however often the process is looked at while requests run.
+    headers = {"Authorization": f"Bearer {consumer.token}"}
+    url = f"{daphne.url}/notification/v1/event-types"
+    with httpx.Client(headers=headers, timeout=10) as client:
+        for _ in range(10):
+            assert client.get(url).status_code == 200
+        before = thread_ids(daphne.popen.pid)
+        seen: set[str] = set()
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            answers = [pool.submit(client.get, url) for _ in range(200)]
+            while not all(answer.done() for answer in answers):
+                seen |= thread_ids(daphne.popen.pid)
+        assert all(answer.result().status_code == 200 for answer in answers)
+    assert seen <= before, f"threads started by requests: {len(seen - before)}"
