@@ -368,16 +368,32 @@ class BenchObjects:
     token: str
     api_key: str
     subscription_ids: list[str]
+    application: object  # the bench client's oauth2_provider Application
+
+
+def access_token(application, scopes: list[str], *, user=None) -> str:  # type: ignore[no-untyped-def]
+    """A live bearer token of `application` (and `user`), valid for two hours."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from oauth2_provider.models import AccessToken, set_token_value
+    from oauthlib.common import generate_token
+
+    raw = generate_token()
+    token = AccessToken(
+        application=application,
+        user=user,
+        scope=" ".join(scopes),
+        expires=timezone.now() + timedelta(hours=2),
+    )
+    set_token_value(token, raw)
+    token.save()
+    return raw
 
 
 def prepare_objects(*, subscriptions: int = 10) -> BenchObjects:
     """A client with every scope and a live token, an API key, a schema'd type, subscriptions."""
-    from datetime import timedelta
-
     from django.conf import settings
-    from django.utils import timezone
-    from oauth2_provider.models import AccessToken, set_token_value
-    from oauthlib.common import generate_token
 
     from events.models import EventType
     from events.services import api_key_create
@@ -386,14 +402,7 @@ def prepare_objects(*, subscriptions: int = 10) -> BenchObjects:
 
     scopes = [settings.SCOPE_PUBLISH, settings.SCOPE_CONSUMER, settings.SCOPE_ADMINISTRATOR]
     created = client_create(name="bench", scopes=scopes)
-    raw = generate_token()
-    token = AccessToken(
-        application=created.application,
-        scope=" ".join(scopes),
-        expires=timezone.now() + timedelta(hours=2),
-    )
-    set_token_value(token, raw)
-    token.save()
+    raw = access_token(created.application, scopes)
     EventType.objects.create(
         id="bench.order",
         schema={
@@ -413,5 +422,8 @@ def prepare_objects(*, subscriptions: int = 10) -> BenchObjects:
         for _ in range(subscriptions)
     ]
     return BenchObjects(
-        token=raw, api_key=api_key_create(name="bench").raw_key, subscription_ids=subscription_ids
+        token=raw,
+        api_key=api_key_create(name="bench").raw_key,
+        subscription_ids=subscription_ids,
+        application=created.application,
     )
