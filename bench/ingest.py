@@ -11,6 +11,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import harness
+from bench.summary import record
 
 # `{n}` is unique per request, so every event is new to the idempotency check.
 EVENT_BODY = '{"event": {"type": "bench.order", "payload": {"order_id": "H{n}", "amount": {n}}}}'
@@ -61,6 +62,24 @@ def main() -> None:
     )
     print(
         f"\ningest / bare insert: {ingest.rate / bare.rate:.2f}x  (target: ingest ≥ 0.60x minimal)"
+    )
+    record(
+        "ingest, 10 subscriptions (1 daphne)",
+        ingest.rate,
+        "events/s",
+        baseline_name="minimal DRF endpoint",
+        baseline=minimal.rate,
+        baseline_unit="req/s",
+        target="≥ 0.60x",
+    )
+    record(
+        "ingest vs the bare insert",
+        ingest.rate,
+        "events/s",
+        baseline_name="bare insert",
+        baseline=bare.rate,
+        baseline_unit="req/s",
+        target="≥ 1.00x",
     )
 
 

@@ -245,6 +245,17 @@ def main() -> None:
     finally:
         worker.stop()
         fakes.stop()
+    from bench.summary import record
+
+    for latency, shape, rate, base in rows:
+        record(
+            f"device pushes, {latency} provider, {shape}",
+            rate,
+            "pushes/s",
+            baseline_name="one request at a time",
+            baseline=base,
+            target="≥ 500/s",
+        )
     print("\n| provider latency | events | pushes/s (2 workers) | one-at-a-time baseline | ratio |")
     print("|---|---|---|---|---|")
     for latency, shape, rate, base in rows:

@@ -13,6 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import harness
+from bench.summary import record
 
 
 def main() -> None:
@@ -77,6 +78,23 @@ def main() -> None:
     print(harness.TABLE_HEADER)
     for name, result in results.items():
         print(harness.row(name, result, baseline=None if result.rate == baseline else baseline))
+    served = results[next(name for name in results if name.startswith("manage.py serve"))].rate
+    gunicorn = results["gunicorn, 2 sync workers (WSGI)"].rate
+    record(
+        "minimal endpoint, manage.py serve (all cores)",
+        served,
+        "req/s",
+        baseline_name="one daphne process",
+        baseline=baseline,
+    )
+    record(
+        "minimal endpoint, manage.py serve (all cores)",
+        served,
+        "req/s",
+        baseline_name="gunicorn, 2 sync workers",
+        baseline=gunicorn,
+        target="≈ 1.00x",
+    )
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("NOTIFYHUB_WEBHOOK_ALLOWED_NETWORKS", "127.0.0.0/8")
+# A database of its own: the other benches drop and recreate theirs while this one runs.
+os.environ.setdefault("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/notifyhub_soak")
 
 from bench import harness
 

@@ -346,6 +346,29 @@ def main() -> None:
             f"steady 100 events/s for 10 s, {name} receiver: ingest→receipt "
             f"p50 {statistics.median(lat):.0f} ms, p99 {percentile(lat, 0.99):.0f} ms"
         )
+    from bench.summary import record
+
+    for name, hooks, base in (
+        ("instant", hook_instant, base_instant),
+        ("50 ms", hook_slow, base_slow),
+    ):
+        record(
+            f"webhook deliveries, {name} receiver (2 worker processes)",
+            hooks,
+            "deliveries/s",
+            baseline_name="bare task POST",
+            baseline=base,
+            target="≥ 0.70x",
+        )
+    record(
+        "webhook ingest→receipt p99, 100 events/s, 50 ms receiver",
+        percentile(lat_steady_slow, 0.99),
+        "ms",
+        baseline_name="target",
+        baseline=None,
+        target="< 500 ms",
+        higher_is_better=False,
+    )
 
 
 if __name__ == "__main__":
