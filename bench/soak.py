@@ -125,76 +125,81 @@ def main() -> None:
         worker = servers.start_worker(
             work, queue=settings.CELERY_TASK_DEFAULT_QUEUE, NOTIFYHUB_LOG_LEVEL="WARNING"
         )
-        port = url.rsplit(":", 1)[1]
-        daphne_pid = int(subprocess.check_output(["pgrep", "-f", "--", f"-p {port} "]).split()[0])
-        stream = Stream(f"{url}/api/push/subscribe", stream_token)
-        stream.start()
-        time.sleep(2)
+        with servers.running(worker):
+            port = url.rsplit(":", 1)[1]
+            daphne_pid = int(
+                subprocess.check_output(["pgrep", "-f", "--", f"-p {port} "]).split()[0]
+            )
+            stream = Stream(f"{url}/api/push/subscribe", stream_token)
+            stream.start()
+            time.sleep(2)
 
-        ingested: list[str] = []
-        pulled: Counter[str] = Counter()
-        redis_client = redis.Redis.from_url(settings.REDIS_URL)
-        samples = []
-        started = time.monotonic()
-        next_sample = started
-        end = started + args.minutes * 60
-        with httpx.Client(base_url=url, timeout=30) as http:
-            n = 0
-            while time.monotonic() < end:
-                target = started + n / args.rate
-                time.sleep(max(0.0, target - time.monotonic()))
-                response = http.post(
-                    "/v1/notifications",
-                    headers={**bearer, "Api-Version": "3.0"},
-                    json={"event": {"type": EVENT_TYPE, "payload": {"user_id": "soak", "n": n}}},
-                )
-                response.raise_for_status()
-                ingested.append(response.json()["id"])
-                n += 1
-                if n % max(1, int(args.rate)) == 0:
+            ingested: list[str] = []
+            pulled: Counter[str] = Counter()
+            redis_client = redis.Redis.from_url(settings.REDIS_URL)
+            samples = []
+            started = time.monotonic()
+            next_sample = started
+            end = started + args.minutes * 60
+            with httpx.Client(base_url=url, timeout=30) as http:
+                n = 0
+                while time.monotonic() < end:
+                    target = started + n / args.rate
+                    time.sleep(max(0.0, target - time.monotonic()))
+                    response = http.post(
+                        "/v1/notifications",
+                        headers={**bearer, "Api-Version": "3.0"},
+                        json={
+                            "event": {"type": EVENT_TYPE, "payload": {"user_id": "soak", "n": n}}
+                        },
+                    )
+                    response.raise_for_status()
+                    ingested.append(response.json()["id"])
+                    n += 1
+                    if n % max(1, int(args.rate)) == 0:
+                        page = http.get(
+                            f"/notification/v1/subscriptions/{pull.id}/notifications?size=1000",
+                            headers=bearer,
+                        )
+                        pulled.update(item["id"] for item in page.json()["results"])
+                    if time.monotonic() >= next_sample:
+                        next_sample += args.every
+                        with connection.cursor() as cursor:
+                            cursor.execute(
+                                "select count(*) from pg_stat_activity"
+                                " where datname = current_database() and pid <> pg_backend_pid()"
+                            )
+                            db_connections = cursor.fetchone()[0]
+                        sample = {
+                            "minute": round((time.monotonic() - started) / 60, 1),
+                            "ingested": len(ingested),
+                            "webhooks": len(receiver.requests),
+                            "pulled": sum(pulled.values()),
+                            "streamed": sum(stream.ids.values()),
+                            "daphne_rss_mib": round(rss_kib(daphne_pid) / 1024, 1),
+                            "worker_rss_mib": round(rss_kib(worker.popen.pid) / 1024, 1),
+                            "db_connections": db_connections,
+                            "redis_clients": redis_client.info("clients")["connected_clients"],
+                            "daphne_fds": open_files(daphne_pid),
+                        }
+                        samples.append(sample)
+                        print(json.dumps(sample), flush=True)
+                # Let the last events arrive, then drain the pull queue.
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline and (
+                    len(receiver.requests) < len(ingested)
+                    or sum(stream.ids.values()) < len(ingested)
+                ):
+                    time.sleep(0.5)
+                while True:
                     page = http.get(
                         f"/notification/v1/subscriptions/{pull.id}/notifications?size=1000",
                         headers=bearer,
-                    )
-                    pulled.update(item["id"] for item in page.json()["results"])
-                if time.monotonic() >= next_sample:
-                    next_sample += args.every
-                    with connection.cursor() as cursor:
-                        cursor.execute(
-                            "select count(*) from pg_stat_activity"
-                            " where datname = current_database() and pid <> pg_backend_pid()"
-                        )
-                        db_connections = cursor.fetchone()[0]
-                    sample = {
-                        "minute": round((time.monotonic() - started) / 60, 1),
-                        "ingested": len(ingested),
-                        "webhooks": len(receiver.requests),
-                        "pulled": sum(pulled.values()),
-                        "streamed": sum(stream.ids.values()),
-                        "daphne_rss_mib": round(rss_kib(daphne_pid) / 1024, 1),
-                        "worker_rss_mib": round(rss_kib(worker.popen.pid) / 1024, 1),
-                        "db_connections": db_connections,
-                        "redis_clients": redis_client.info("clients")["connected_clients"],
-                        "daphne_fds": open_files(daphne_pid),
-                    }
-                    samples.append(sample)
-                    print(json.dumps(sample), flush=True)
-            # Let the last events arrive, then drain the pull queue.
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and (
-                len(receiver.requests) < len(ingested) or sum(stream.ids.values()) < len(ingested)
-            ):
-                time.sleep(0.5)
-            while True:
-                page = http.get(
-                    f"/notification/v1/subscriptions/{pull.id}/notifications?size=1000",
-                    headers=bearer,
-                ).json()["results"]
-                if not page:
-                    break
-                pulled.update(item["id"] for item in page)
-        stream.stop.set()
-        worker.stop()
+                    ).json()["results"]
+                    if not page:
+                        break
+                    pulled.update(item["id"] for item in page)
+            stream.stop.set()
         hooks = Counter(request.headers["webhook-id"] for request in receiver.requests)
         delivered = Delivery.objects.filter(subscription=hook, status="delivered").count()
 
