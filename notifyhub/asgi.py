@@ -1,6 +1,8 @@
 """ASGI entry point served by daphne: HTTP (including server-sent event streams)."""
 
+import asyncio
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
@@ -8,6 +10,7 @@ from channels.routing import ProtocolTypeRouter
 from django.conf import settings
 from django.core.asgi import get_asgi_application
 from django.core.handlers.asgi import ASGIHandler
+from django.db import connections
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 
@@ -25,15 +28,24 @@ class ThreadPoolASGIHandler(ASGIHandler):
     that was most of a minimal API request. This handler builds the chain in sync mode, as under
     WSGI, and runs the whole of it, view included, in one call on the least busy of `threads`
     long-lived threads. Async views (the streams) go through `StreamASGIHandler` instead.
+
+    A web thread keeps its database connection from one request to the next, as a WSGI worker
+    with CONN_MAX_AGE does (health-checked before each reuse), and closes it once it has been
+    idle for `db_idle` seconds.
     """
 
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int, db_idle: float) -> None:
         super().__init__()
         self.load_middleware(is_async=False)
         self.executors = [
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"web-{n}") for n in range(threads)
+            ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix=f"web-{n}", initializer=_keep_connections
+            )
+            for n in range(threads)
         ]
         self.in_flight = [0] * threads
+        self.last_done = [0.0] * threads
+        self.db_idle = db_idle
 
     async def __call__(self, scope, receive, send):  # type: ignore[no-untyped-def]
         if scope["type"] != "http":
@@ -45,12 +57,29 @@ class ThreadPoolASGIHandler(ASGIHandler):
                 await self.handle(scope, receive, send)
         finally:
             self.in_flight[index] -= 1
+            self.last_done[index] = time.monotonic()
+            asyncio.get_running_loop().call_later(self.db_idle, self._close_if_idle, index)
+
+    def _close_if_idle(self, index: int) -> None:
+        idle_for = time.monotonic() - self.last_done[index]
+        if self.in_flight[index] == 0 and idle_for >= self.db_idle:
+            self.executors[index].submit(connections.close_all)
 
     async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
         return await sync_to_async(self.get_response, thread_sensitive=True)(request)
 
 
-api_asgi_app = ThreadPoolASGIHandler(settings.NOTIFYHUB_WEB_THREADS)
+def _keep_connections() -> None:
+    """Web threads keep their connection between requests (CONN_MAX_AGE for this thread only:
+    streams and other threads still close theirs after each use)."""
+    for connection in connections.all(initialized_only=False):
+        if connection.settings_dict["CONN_MAX_AGE"] == 0:
+            connection.settings_dict = {**connection.settings_dict, "CONN_MAX_AGE": None}
+
+
+api_asgi_app = ThreadPoolASGIHandler(
+    settings.NOTIFYHUB_WEB_THREADS, db_idle=settings.NOTIFYHUB_WEB_DB_IDLE
+)
 
 
 class StreamASGIHandler(ASGIHandler):

@@ -140,12 +140,15 @@ TEMPLATES = [
 # Django's own ASGI handler starts and joins a new thread for every request; these live as long
 # as the process (see notifyhub/asgi.py). More threads overlap more database and Redis waits.
 NOTIFYHUB_WEB_THREADS = env_int("NOTIFYHUB_WEB_THREADS", 2, minimum=1)
+# A web thread keeps its database connection between requests (no new connection per request)
+# and closes it once it has served nothing for this long, so an idle hub holds no connection.
+NOTIFYHUB_WEB_DB_IDLE = env_float("NOTIFYHUB_WEB_DB_IDLE", 5.0, minimum=0.0)
 
 # --- Database ---
 
-# Under ASGI every request may run on a different thread, so connections are not kept between
-# requests unless asked for (CONN_MAX_AGE=0): a dropped PostgreSQL connection then fails at most
-# the request that held it. Celery workers set NOTIFYHUB_DB_CONN_MAX_AGE to keep theirs.
+# Under ASGI a request may run on any thread, so connections are not kept between requests by
+# default (CONN_MAX_AGE=0); API requests run on the long-lived web threads, which keep theirs
+# while busy (NOTIFYHUB_WEB_DB_IDLE). Celery workers set NOTIFYHUB_DB_CONN_MAX_AGE to keep theirs.
 _default_db = f"sqlite:///{VAR_DIR / 'notifyhub.sqlite3'}"
 try:
     DATABASES = {
