@@ -329,6 +329,13 @@ NOTIFYHUB_MAX_PAGE_SIZE = 1000
 
 # How long a disconnected stream session keeps its missed events for a lossless reconnect.
 NOTIFYHUB_STREAM_RECONNECT_WINDOW = env_seconds("NOTIFYHUB_STREAM_RECONNECT_WINDOW", 300)
+# Seconds between a web process's heartbeats for the streams it holds (one short UPDATE for all
+# of them). A connection whose process missed three heartbeats counts as disconnected since its
+# last one: a killed process records nothing else. Keep it well below the reconnect window.
+NOTIFYHUB_STREAM_HEARTBEAT = env_float("NOTIFYHUB_STREAM_HEARTBEAT", 30.0, minimum=0.05)
+# How long a session past its window is remembered (without its buffer), so that its client,
+# coming back even without Last-Event-ID, is told with `reset` that its position is lost.
+NOTIFYHUB_STREAM_SESSION_RETENTION = env_seconds("NOTIFYHUB_STREAM_SESSION_RETENTION", 86400)
 # Seconds between keep-alive comments on an idle stream (proxies drop silent connections).
 NOTIFYHUB_STREAM_KEEPALIVE = env_float("NOTIFYHUB_STREAM_KEEPALIVE", 15.0, minimum=0.05)
 # The `retry:` hint sent to clients: milliseconds before an EventSource reconnects.

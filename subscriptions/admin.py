@@ -21,6 +21,7 @@ from subscriptions.models import (
     SubscriptionEventType,
 )
 from subscriptions.redelivery import deliveries_release, deliveries_resend
+from subscriptions.streams import stream_holder_silent_before, stream_sessions_live_filter
 from subscriptions.webhooks import subscription_rotate_webhook_secret
 
 
@@ -186,10 +187,12 @@ class ConnectedFilter(admin.SimpleListFilter):
     def queryset(
         self, request: HttpRequest, queryset: QuerySet[StreamSession]
     ) -> QuerySet[StreamSession]:
+        # A session whose process stopped heartbeating (killed) is not connected, whatever
+        # the trim task has recorded yet.
         if self.value() == "yes":
-            return queryset.filter(connection_id__isnull=False)
+            return queryset.filter(stream_sessions_live_filter())
         if self.value() == "no":
-            return queryset.filter(connection_id__isnull=True)
+            return queryset.exclude(stream_sessions_live_filter())
         return queryset
 
 
@@ -233,14 +236,20 @@ class StreamSessionAdmin(admin.ModelAdmin):
 
     @admin.display(description="state", ordering="disconnected_at")
     def state(self, session: StreamSession) -> str:
-        if session.connection_id is not None:
-            return "connected"
-        since = (
-            session.disconnected_at.isoformat(timespec="seconds")
-            if session.disconnected_at
-            else "?"
+        if session.connection_id is None:
+            since = (
+                session.disconnected_at.isoformat(timespec="seconds")
+                if session.disconnected_at
+                else "?"
+            )
+            return f"disconnected since {since}"
+        silent_since = session.disconnected_since(
+            silent_before=stream_holder_silent_before(timezone.now())
         )
-        return f"disconnected since {since}"
+        if silent_since is None:
+            return "connected"
+        # Not recorded yet (the trim task does): its process stopped heartbeating.
+        return f"disconnected since {silent_since.isoformat(timespec='seconds')} (process gone)"
 
     @admin.display(description="buffered", ordering="buffered_total")
     def buffered_count(self, session: StreamSession) -> int:

@@ -234,6 +234,10 @@ class StreamSession(models.Model):
     connection_id = models.UUIDField(null=True, blank=True)
     connected_at = models.DateTimeField(null=True, blank=True)
     disconnected_at = models.DateTimeField(null=True, blank=True)
+    # The last heartbeat of the process holding the connection (every web process marks the
+    # sessions it holds, in one UPDATE, every NOTIFYHUB_STREAM_HEARTBEAT): a process killed
+    # outright records no disconnect, so a holder gone silent is presumed dead since then.
+    seen_at = models.DateTimeField(default=timezone.now)
     last_sent_event_id = models.CharField(max_length=26, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -259,6 +263,16 @@ class StreamSession(models.Model):
     @property
     def account_ids(self) -> list[str]:
         return [account for account in self.account_ids_csv.split(",") if account]
+
+    def disconnected_since(self, *, silent_before: datetime) -> datetime | None:
+        """When the session lost its connection, None while it holds a live one; a connection
+        whose process has sent no heartbeat since before `silent_before` counts as lost at its
+        last heartbeat."""
+        if self.connection_id is None:
+            return self.disconnected_at
+        if self.seen_at < silent_before:
+            return self.seen_at
+        return None
 
 
 class StreamBufferedEvent(models.Model):

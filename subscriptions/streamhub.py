@@ -2,6 +2,8 @@
 streams this process holds, indexed by stream session.
 
 Each stream is an asyncio queue, not a thread: an idle stream costs a queue and a coroutine.
+The hub also sends the process's heartbeat: one UPDATE marking every session it holds as seen,
+so a session whose process is killed outright is known to be disconnected.
 """
 
 import asyncio
@@ -13,9 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
+from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connections
 
-from subscriptions.streams import bus_channel, event_frame
+from subscriptions.streams import bus_channel, event_frame, stream_sessions_heartbeat
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +77,7 @@ class StreamHub:
         self._feeds: set[StreamConnection] = set()
         self._all: set[StreamConnection] = set()
         self._task: asyncio.Task[None] | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._client: aioredis.Redis | None = None
 
@@ -94,6 +99,8 @@ class StreamHub:
         if self._task is None or self._task.done():
             self._ready.clear()
             self._task = asyncio.get_running_loop().create_task(self._listen())
+        if self._heartbeat_task is None or self._heartbeat_task.done():
+            self._heartbeat_task = asyncio.get_running_loop().create_task(self._heartbeat())
         self._all.add(connection)
         if connection.session_id is None:
             self._feeds.add(connection)
@@ -133,6 +140,35 @@ class StreamHub:
                     connection.offer(("close", "resync"))
                 await asyncio.sleep(1)
 
+    async def _heartbeat(self) -> None:
+        """Every NOTIFYHUB_STREAM_HEARTBEAT seconds, mark the sessions this process holds as
+        seen (one short database burst for all of them, never one per stream), and close the
+        streams that no longer hold their session: their clients reconnect and are told the
+        truth about their position."""
+        while True:
+            await asyncio.sleep(settings.NOTIFYHUB_STREAM_HEARTBEAT)
+            held = {
+                connection.connection_id: connection
+                for connection in self._all
+                if connection.session_id is not None
+            }
+            if not held:
+                continue
+            try:
+                lost = await sync_to_async(_heartbeat_burst, thread_sensitive=False)(
+                    connection_ids=list(held)
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # A missed heartbeat is tolerated (HEARTBEATS_MISSED); the next one may land.
+                logger.exception("stream heartbeat failed")
+                continue
+            for connection_id in lost:
+                connection = held[connection_id]
+                if connection in self._all:
+                    connection.offer(("close", "lost"))
+
     def dispatch(self, message: dict[str, Any]) -> None:
         """Hand one bus message to the streams it concerns (never raises)."""
         try:
@@ -171,6 +207,14 @@ class StreamHub:
                         connection.offer(("logout", "token_revoked" if token_id else "logout"))
         except Exception:
             logger.exception("bad stream bus message: %r", message)
+
+
+def _heartbeat_burst(*, connection_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    """The heartbeat's database burst: an idle process holds no connection between beats."""
+    try:
+        return stream_sessions_heartbeat(connection_ids=connection_ids)
+    finally:
+        connections.close_all()
 
 
 hub = StreamHub()

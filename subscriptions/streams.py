@@ -11,12 +11,13 @@ import logging
 import secrets
 import uuid
 from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 from django_eventstream.utils import sse_encode_event
 
@@ -31,6 +32,9 @@ logger = logging.getLogger(__name__)
 
 STREAM_KINDS = ("accountStatus", "loggedOut", "newMessage", "newNotification", "ticket")
 REPLAY_PAGE_SIZE = 200
+# A connection whose process missed this many heartbeats in a row is presumed dead: one late
+# heartbeat (a slow database, a busy event loop) must not end a live stream's session.
+HEARTBEATS_MISSED = 3
 
 
 def bus_channel() -> str:
@@ -112,9 +116,20 @@ def principal_account_ids(*, principal: StreamPrincipal) -> set[str]:
     )
 
 
+def stream_holder_silent_before(now: datetime) -> datetime:
+    """A connection whose process has sent no heartbeat since this time is presumed dead."""
+    return now - timedelta(seconds=HEARTBEATS_MISSED * settings.NOTIFYHUB_STREAM_HEARTBEAT)
+
+
+def stream_sessions_live_filter(now: datetime | None = None) -> Q:
+    """Sessions holding a connection whose process is alive (has sent a recent heartbeat)."""
+    silent_before = stream_holder_silent_before(now or timezone.now())
+    return Q(connection_id__isnull=False, seen_at__gte=silent_before)
+
+
 def stream_sessions_connected_count() -> int:
     """Stream sessions holding a live connection now (the admin's "Live streams")."""
-    return StreamSession.objects.filter(connection_id__isnull=False).count()
+    return StreamSession.objects.filter(stream_sessions_live_filter()).count()
 
 
 # --- Opening, replaying and closing a stream ---
@@ -136,7 +151,8 @@ class StreamOpened:
     # Another connection held the session: it must be closed.
     took_over: bool
     # No Last-Event-ID: the position is the previous connection's, which a connection being
-    # taken over records only as it closes.
+    # taken over records only as it closes, so the new one waits for it (not when the previous
+    # connection's process has gone silent: it is dead and will record nothing).
     position_from_session: bool = False
 
 
@@ -175,7 +191,11 @@ def stream_session_open(
     session = StreamSession.objects.select_for_update().get(
         principal_kind=principal.kind, principal=principal.name, client_id=client_id
     )
-    expired = session.disconnected_at is not None and session.disconnected_at < cutoff
+    # A connection whose process died (SIGKILL, a lost machine) never recorded its disconnect;
+    # its last heartbeat stands in for it, so the window runs from then.
+    disconnected_at = session.disconnected_since(silent_before=stream_holder_silent_before(now))
+    holder_dead = session.connection_id is not None and disconnected_at is not None
+    expired = disconnected_at is not None and disconnected_at < cutoff
     buffered = StreamBufferedEvent.objects.filter(session=session)
     oldest = buffered.order_by("event_id").values_list("event_id", flat=True).first()
     if expired:
@@ -198,6 +218,8 @@ def stream_session_open(
         replay_after = ""
     if not oldest or reset:
         oldest = oldest or Event.objects.order_by("-id").values_list("id", flat=True).first()
+    # A takeover is still announced when the holder is presumed dead: if it is only slow, the
+    # message closes it at once.
     took_over = session.connection_id is not None
     session.principal_user_id = principal.user_id
     session.principal_application_id = principal.application_id
@@ -207,6 +229,7 @@ def stream_session_open(
     session.connection_id = uuid.uuid4()
     session.connected_at = now
     session.disconnected_at = None
+    session.seen_at = now
     session.save()
     return StreamOpened(
         session_id=session.pk,
@@ -215,7 +238,7 @@ def stream_session_open(
         reset=reset,
         oldest_event_id=oldest or "",
         took_over=took_over,
-        position_from_session=last_event_id is None and not reset,
+        position_from_session=last_event_id is None and not reset and not holder_dead,
     )
 
 
@@ -276,12 +299,45 @@ def stream_session_position(*, session_id: int) -> str:
     )
 
 
+def stream_sessions_heartbeat(*, connection_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    """Mark the sessions these connections (one process's) hold as seen now, in one UPDATE;
+    returns the connections that no longer hold their session (taken over, or given up for
+    dead by the trim task while their process was stalled)."""
+    if not connection_ids:
+        return []
+    marked = StreamSession.objects.filter(connection_id__in=connection_ids).update(
+        seen_at=timezone.now()
+    )
+    if marked == len(connection_ids):
+        return []
+    holding = set(
+        StreamSession.objects.filter(connection_id__in=connection_ids).values_list(
+            "connection_id", flat=True
+        )
+    )
+    return [connection_id for connection_id in connection_ids if connection_id not in holding]
+
+
 def stream_sessions_trim() -> int:
-    """Forget sessions disconnected for longer than the reconnect window, and buffered rows
-    older than it (a connected session has been sent them already); returns rows deleted."""
-    cutoff = timezone.now() - settings.NOTIFYHUB_STREAM_RECONNECT_WINDOW
-    rows, _ = StreamBufferedEvent.objects.filter(created_at__lt=cutoff).delete()
-    sessions, _ = StreamSession.objects.filter(disconnected_at__lt=cutoff).delete()
+    """Record as disconnected (since their last heartbeat) the sessions whose process died,
+    drop buffered rows older than the reconnect window (a connected session has been sent them
+    already) and every row of a session past its window, and forget sessions disconnected for
+    longer than NOTIFYHUB_STREAM_SESSION_RETENTION; returns rows deleted."""
+    now = timezone.now()
+    window = settings.NOTIFYHUB_STREAM_RECONNECT_WINDOW
+    cutoff = now - window
+    # The condition is checked again after any row lock (PostgreSQL's READ COMMITTED): a
+    # session a new connection is taking over right now has a fresh seen_at and is left alone.
+    StreamSession.objects.filter(
+        connection_id__isnull=False, seen_at__lt=stream_holder_silent_before(now)
+    ).update(connection_id=None, disconnected_at=F("seen_at"))
+    rows, _ = StreamBufferedEvent.objects.filter(
+        Q(created_at__lt=cutoff) | Q(session__disconnected_at__lt=cutoff)
+    ).delete()
+    # A session past its window is kept (its buffer is gone) so that its client, coming back
+    # even without Last-Event-ID, is told with `reset` rather than silently started afresh.
+    forget_before = now - max(window, settings.NOTIFYHUB_STREAM_SESSION_RETENTION)
+    sessions, _ = StreamSession.objects.filter(disconnected_at__lt=forget_before).delete()
     return rows + sessions
 
 
@@ -290,8 +346,10 @@ def stream_sessions_trim() -> int:
 
 def _matching_sessions(event: Event) -> list[int]:
     cutoff = timezone.now() - settings.NOTIFYHUB_STREAM_RECONNECT_WINDOW
+    # Connected (its process heartbeating within the window; a dead one's window runs from its
+    # last heartbeat), or disconnected within the window.
     sessions = StreamSession.objects.filter(kinds_csv__contains=f",{event.type_id},").filter(
-        Q(disconnected_at__isnull=True) | Q(disconnected_at__gte=cutoff)
+        Q(disconnected_at__isnull=True, seen_at__gte=cutoff) | Q(disconnected_at__gte=cutoff)
     )
     belongs = Q(pk__in=[])
     if event.user_id:

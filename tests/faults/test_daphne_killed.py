@@ -12,20 +12,30 @@ Pass, as docs/push-api.md promises:
   replay resumes after the last position recorded (the clean reconnect's): every event arrives
   in order with no gap, and the only repeats are the events the dead connection had sent since
   that position, repeated once each, in order ("may repeat events").
+
+And when the client stays away past the reconnect window: the dead process recorded no
+disconnect, but its heartbeat stopped, so the window runs from its last heartbeat; the trim task
+then drops the buffer, and a reconnect without `Last-Event-ID` is told with `reset` and gets
+nothing stale.
 """
 
 import signal
 import threading
 import time
+from datetime import timedelta
 
 import httpx
 import pytest
+from django.utils import timezone
 
-from subscriptions.models import StreamSession
+from subscriptions.models import StreamBufferedEvent, StreamSession
+from subscriptions.streams import stream_sessions_connected_count
+from subscriptions.tasks import stream_sessions_trim_task
 from tests import servers
 from tests.streams.support import (
     Stream,
     data,
+    ingest,
     open_stream,
     push_event_types,  # noqa: F401
     stream_bus_of_this_run,  # noqa: F401
@@ -167,3 +177,83 @@ def test_a_stream_resumes_on_another_process_after_its_own_is_killed(
         f"received {len(before_kill)} before the kill and {len(after_ids)} after; "
         f"lost 0, repeated {repeated}"
     )
+
+
+def test_a_stream_whose_process_was_killed_is_reset_after_the_window(log_dir, member, settings):
+    window, heartbeat = 3, 0.2
+    settings.NOTIFYHUB_STREAM_RECONNECT_WINDOW = timedelta(seconds=window)
+    settings.NOTIFYHUB_STREAM_HEARTBEAT = heartbeat
+    env = {
+        "NOTIFYHUB_STREAM_RECONNECT_WINDOW": str(window),
+        "NOTIFYHUB_STREAM_HEARTBEAT": str(heartbeat),
+    }
+    a = servers.start_daphne(log_dir, **env)
+    b = servers.start_daphne(log_dir, **env)
+    try:
+        # A clean first connection records a position, as in the test above.
+        stream = open_stream(a.url, token=member.token, params=PARAMS)
+        first = ingest(KIND, user_id="maria", n=0)
+        assert [sse.id for sse in stream.events(1)] == [first]
+        stream.close()
+        wait_for(
+            lambda: StreamSession.objects.filter(
+                client_id="phone", connection_id__isnull=True, last_sent_event_id=first
+            ).exists(),
+            what="the clean disconnect recorded",
+        )
+        held = open_stream(a.url, token=member.token, params=PARAMS)
+        sent = ingest(KIND, user_id="maria", n=1)
+        assert [sse.id for sse in held.events(1)] == [sent]
+        opened_at = StreamSession.objects.get(client_id="phone").connected_at
+        wait_for(
+            lambda: StreamSession.objects.get(client_id="phone").seen_at > opened_at,
+            what="daphne A's heartbeat",
+        )
+        assert stream_sessions_connected_count() == 1
+
+        a.stop(signal.SIGKILL)
+        held.ended()
+        held.close()
+        # Within the window the dead session's events are still kept for it.
+        stale = [ingest(KIND, user_id="maria", n=n) for n in (2, 3, 4)]
+        session = StreamSession.objects.get(client_id="phone")
+        assert session.connection_id is not None  # nobody recorded the disconnect
+        assert set(
+            StreamBufferedEvent.objects.filter(session=session).values_list("event_id", flat=True)
+        ) >= set(stale)
+        wait_for(
+            lambda: stream_sessions_connected_count() == 0,
+            what="the session no longer counted live once its heartbeat stopped",
+        )
+        wait_for(
+            lambda: (
+                StreamSession.objects.get(client_id="phone").seen_at
+                < timezone.now() - timedelta(seconds=window + 0.5)
+            ),
+            what="the reconnect window to pass since the last heartbeat",
+            timeout=30,
+        )
+        after_window = ingest(KIND, user_id="maria", n=5)
+        assert not StreamBufferedEvent.objects.filter(event_id=after_window).exists()
+
+        stream_sessions_trim_task()  # beat's trim, run as the beat would
+
+        session.refresh_from_db()
+        assert session.connection_id is None
+        assert session.disconnected_at == session.seen_at
+        assert not StreamBufferedEvent.objects.filter(session=session).exists()
+        resumed = open_stream(b.url, token=member.token, params=PARAMS)  # no Last-Event-ID
+        try:
+            assert resumed.status == 200
+            assert resumed.response.headers["Stream-Oldest-Event-ID"] == after_window
+            reset = resumed.next()
+            assert reset.event == "reset"
+            assert not reset.id
+            fresh = ingest(KIND, user_id="maria", n=6)
+            assert [sse.id for sse in resumed.events(1)] == [fresh]
+            assert [sse.event for sse in resumed.seen] == ["reset", KIND]
+        finally:
+            resumed.close()
+    finally:
+        a.stop()
+        b.stop()

@@ -1,13 +1,19 @@
 """Stream sessions in the operator console, and the beat task that trims them."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.utils import timezone
 
 from events.models import Event
 from subscriptions.models import StreamBufferedEvent, StreamSession
-from subscriptions.streams import StreamPrincipal, stream_session_open
+from subscriptions.streams import (
+    StreamOpened,
+    StreamPrincipal,
+    stream_session_open,
+    stream_sessions_connected_count,
+    stream_sessions_heartbeat,
+)
 from subscriptions.tasks import stream_sessions_trim_task
 from tests.streams.support import ingest
 
@@ -21,19 +27,22 @@ def operator(client, django_user_model):
     return client
 
 
-def open_session(member, client_id="web", kinds=("newMessage",)) -> StreamSession:
+def reopen(member, client_id="web", kinds=("newMessage",), last_event_id=None) -> StreamOpened:
     principal = StreamPrincipal(
         kind="user", name="maria", user_id=member.user.pk, application_id=None
     )
-    opened = stream_session_open(
+    return stream_session_open(
         principal=principal,
         client_id=client_id,
         kinds=list(kinds),
         account_ids=["acme"] if "accountStatus" in kinds else [],
         ticket_number="",
-        last_event_id=None,
+        last_event_id=last_event_id,
     )
-    return StreamSession.objects.get(pk=opened.session_id)
+
+
+def open_session(member, client_id="web", kinds=("newMessage",)) -> StreamSession:
+    return StreamSession.objects.get(pk=reopen(member, client_id, kinds).session_id)
 
 
 def test_the_session_list_shows_principal_kinds_filters_state_and_buffer(operator, member):
@@ -73,22 +82,34 @@ def test_the_live_feed_refuses_non_staff(client, member):
     assert response.json()["code"] == "NOT000012"
 
 
-def test_the_trim_task_forgets_sessions_and_rows_past_the_window(member, settings):
+def test_the_trim_task_drops_buffers_past_the_window_and_sessions_past_retention(member, settings):
     settings.NOTIFYHUB_STREAM_RECONNECT_WINDOW = timedelta(seconds=60)
-    gone = open_session(member, client_id="gone")
+    settings.NOTIFYHUB_STREAM_SESSION_RETENTION = timedelta(seconds=3600)
+    expired = open_session(member, client_id="expired")
+    forgotten = open_session(member, client_id="forgotten")
     kept = open_session(member, client_id="kept")
     ingest("newMessage", user_id="maria", n=1)
-    assert StreamBufferedEvent.objects.count() == 2
-    long_ago = timezone.now() - timedelta(seconds=61)
-    StreamSession.objects.filter(pk=gone.pk).update(connection_id=None, disconnected_at=long_ago)
-    StreamBufferedEvent.objects.filter(session=kept).update(created_at=long_ago)
+    assert StreamBufferedEvent.objects.count() == 3
+    now = timezone.now()
+    StreamSession.objects.filter(pk=expired.pk).update(
+        connection_id=None, disconnected_at=now - timedelta(seconds=61)
+    )
+    StreamSession.objects.filter(pk=forgotten.pk).update(
+        connection_id=None, disconnected_at=now - timedelta(seconds=3601)
+    )
+    StreamBufferedEvent.objects.filter(session=kept).update(created_at=now - timedelta(seconds=61))
     ingest("newMessage", user_id="maria", n=2)
 
-    assert stream_sessions_trim_task() == 3  # gone's row and session, kept's old row
+    # expired's row, forgotten's row and session, kept's old row
+    assert stream_sessions_trim_task() == 4
 
-    assert list(StreamSession.objects.values_list("client_id", flat=True)) == ["kept"]
+    # A session past its window is remembered without its buffer, so its client is told.
+    assert set(StreamSession.objects.values_list("client_id", flat=True)) == {"expired", "kept"}
+    assert not StreamBufferedEvent.objects.filter(session=expired).exists()
     assert StreamBufferedEvent.objects.filter(session=kept).count() == 1
     assert Event.objects.count() == 2
+    reopened = reopen(member, client_id="expired")
+    assert reopened.reset
 
 
 def test_an_expired_session_buffers_nothing(member, settings):
@@ -99,3 +120,96 @@ def test_an_expired_session_buffers_nothing(member, settings):
     )
     ingest("newMessage", user_id="maria")
     assert not StreamBufferedEvent.objects.exists()
+
+
+# --- A process killed while holding streams (it records no disconnect; its heartbeat stops) ---
+
+
+def silent_since(session: StreamSession, seconds: float) -> datetime:
+    """Make the session's holder look as if its process stopped heartbeating `seconds` ago."""
+    seen_at = timezone.now() - timedelta(seconds=seconds)
+    StreamSession.objects.filter(pk=session.pk).update(seen_at=seen_at)
+    return seen_at
+
+
+def test_the_heartbeat_marks_held_sessions_seen_and_names_connections_that_lost_theirs(member):
+    held = open_session(member, client_id="held")
+    lost = open_session(member, client_id="lost")
+    seen_at = silent_since(held, 10)
+    silent_since(lost, 10)
+    reopen(member, client_id="lost")  # taken over by a new connection elsewhere
+
+    assert stream_sessions_heartbeat(connection_ids=[held.connection_id, lost.connection_id]) == [
+        lost.connection_id
+    ]
+
+    assert StreamSession.objects.get(pk=held.pk).seen_at > seen_at
+    assert stream_sessions_heartbeat(connection_ids=[held.connection_id]) == []
+
+
+def test_a_silent_holder_is_disconnected_since_its_last_heartbeat_and_keeps_its_window(
+    operator, member, settings
+):
+    settings.NOTIFYHUB_STREAM_RECONNECT_WINDOW = timedelta(seconds=60)
+    settings.NOTIFYHUB_STREAM_HEARTBEAT = 1.0
+    session = open_session(member)
+    first = ingest("newMessage", user_id="maria", n=1)
+    StreamSession.objects.filter(pk=session.pk).update(last_sent_event_id=first)
+    assert stream_sessions_connected_count() == 1
+    seen_at = silent_since(session, 5)  # three heartbeats missed, well within the window
+
+    assert stream_sessions_connected_count() == 0
+    content = operator.get("/admin/subscriptions/streamsession/?connected=no").content.decode()
+    assert "(process gone)" in content
+    missed = ingest("newMessage", user_id="maria", n=2)  # still buffered: within the window
+    assert stream_sessions_trim_task() == 0
+
+    session.refresh_from_db()
+    assert session.connection_id is None
+    assert session.disconnected_at == seen_at
+    assert list(
+        StreamBufferedEvent.objects.filter(session=session).values_list("event_id", flat=True)
+    ) == [first, missed]
+    reopened = reopen(member)
+    assert not reopened.reset
+    assert reopened.replay_after == first
+
+
+def test_a_silent_holder_past_the_window_buffers_nothing_and_its_reconnect_is_reset(
+    member, settings
+):
+    settings.NOTIFYHUB_STREAM_RECONNECT_WINDOW = timedelta(seconds=60)
+    settings.NOTIFYHUB_STREAM_HEARTBEAT = 1.0
+    session = open_session(member)
+    first = ingest("newMessage", user_id="maria", n=1)
+    StreamSession.objects.filter(pk=session.pk).update(last_sent_event_id=first)
+    silent_since(session, 61)
+    ingest("newMessage", user_id="maria", n=2)
+    assert list(
+        StreamBufferedEvent.objects.filter(session=session).values_list("event_id", flat=True)
+    ) == [first]
+
+    reopened = reopen(member)  # without Last-Event-ID, before the trim task ran
+
+    assert reopened.reset
+    assert reopened.replay_after == ""
+    assert not reopened.position_from_session
+    assert not StreamBufferedEvent.objects.filter(session=session).exists()
+
+
+def test_a_takeover_of_a_live_holder_is_not_reset_however_old_the_connection(member, settings):
+    settings.NOTIFYHUB_STREAM_RECONNECT_WINDOW = timedelta(seconds=60)
+    settings.NOTIFYHUB_STREAM_HEARTBEAT = 1.0
+    session = open_session(member)
+    first = ingest("newMessage", user_id="maria", n=1)
+    StreamSession.objects.filter(pk=session.pk).update(
+        last_sent_event_id=first, connected_at=timezone.now() - timedelta(hours=1)
+    )
+    StreamBufferedEvent.objects.update(created_at=timezone.now() - timedelta(hours=1))
+    assert stream_sessions_trim_task() == 1  # the old row: the live connection had it
+
+    reopened = reopen(member)
+
+    assert not reopened.reset
+    assert reopened.took_over
+    assert reopened.position_from_session  # waits for the live holder to record its position
