@@ -80,17 +80,22 @@ class StreamHub:
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._client: aioredis.Redis | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def connection_count(self) -> int:
         return len(self._all)
 
     def client(self) -> aioredis.Redis:
-        """This process's asyncio Redis client (tickets, takeover messages)."""
-        if self._client is None:
+        """This process's asyncio Redis client (tickets, takeover messages), bound to the running
+        loop: a server has one loop, but in-process callers (the test client) start one per
+        request, and a client's connections cannot move between loops."""
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client_loop is not loop:
             self._client = aioredis.Redis.from_url(
                 settings.REDIS_URL, socket_connect_timeout=2, health_check_interval=30
             )
+            self._client_loop = loop
         return self._client
 
     async def attach(self, connection: StreamConnection) -> None:

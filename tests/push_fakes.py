@@ -43,10 +43,14 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-async def _read_body(receive: Any) -> bytes:
+async def _read_body(receive: Any) -> bytes | None:
+    """The request body, or None when the client went away before sending all of it (a sender
+    killed mid-request): a real provider never sees such a request, so neither does a fake."""
     chunks = []
     while True:
         message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
         chunks.append(message.get("body", b""))
         if not message.get("more_body"):
             return b"".join(chunks)
@@ -112,6 +116,8 @@ class FakeApns(FakeProvider):
             await _lifespan(receive, send)
             return
         body = await _read_body(receive)
+        if body is None:
+            return
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         status, answer, extra = self._check(scope, headers, body)
         if self.delay:
@@ -212,6 +218,8 @@ class FakeFcm(FakeProvider):
             await _lifespan(receive, send)
             return
         body = await _read_body(receive)
+        if body is None:
+            return
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         if scope["path"] == "/token":
             status, answer, extra = self._token(body), {}, {}
