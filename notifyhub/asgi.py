@@ -73,7 +73,8 @@ def _keep_connections() -> None:
     """Web threads keep their connection between requests (CONN_MAX_AGE for this thread only:
     streams and other threads still close theirs after each use)."""
     for connection in connections.all(initialized_only=False):
-        if connection.settings_dict["CONN_MAX_AGE"] == 0:
+        pooled = "pool" in connection.settings_dict.get("OPTIONS", {})  # The pool keeps them.
+        if connection.settings_dict["CONN_MAX_AGE"] == 0 and not pooled:
             connection.settings_dict = {**connection.settings_dict, "CONN_MAX_AGE": None}
 
 
