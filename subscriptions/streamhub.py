@@ -19,6 +19,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connections
 
+from notifyhub.redis import redis_client
 from subscriptions.streams import bus_channel, event_frame, stream_sessions_heartbeat
 
 logger = logging.getLogger(__name__)
@@ -80,22 +81,17 @@ class StreamHub:
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._client: aioredis.Redis | None = None
-        self._client_loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def connection_count(self) -> int:
         return len(self._all)
 
     def client(self) -> aioredis.Redis:
-        """This process's asyncio Redis client (tickets, takeover messages), bound to the running
-        loop: a server has one loop, but in-process callers (the test client) start one per
-        request, and a client's connections cannot move between loops."""
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._client_loop is not loop:
+        """This process's asyncio Redis client, for the bus listener on the server's loop."""
+        if self._client is None:
             self._client = aioredis.Redis.from_url(
                 settings.REDIS_URL, socket_connect_timeout=2, health_check_interval=30
             )
-            self._client_loop = loop
         return self._client
 
     async def attach(self, connection: StreamConnection) -> None:
@@ -124,7 +120,11 @@ class StreamHub:
                     del self._by_session[connection.session_id]
 
     async def publish(self, message: dict[str, Any]) -> None:
-        await self.client().publish(bus_channel(), json.dumps(message, separators=(",", ":")))
+        """Publish from a request (takeover, release). Through the process's sync client, which
+        is bound to no event loop: in-process callers such as the test client run each request
+        on a loop of its own, and an asyncio client's connections cannot move between loops."""
+        payload = json.dumps(message, separators=(",", ":"))
+        await sync_to_async(redis_client().publish, thread_sensitive=False)(bus_channel(), payload)
 
     async def _listen(self) -> None:
         while True:

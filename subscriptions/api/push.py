@@ -35,6 +35,7 @@ from rest_framework.views import APIView
 
 from notifyhub import errors
 from notifyhub.auth import BearerTokenAuthentication, TokenInfo, token_validate
+from notifyhub.redis import redis_client
 from subscriptions.streamhub import StreamConnection, hub
 from subscriptions.streams import (
     REPLAY_PAGE_SIZE,
@@ -210,7 +211,8 @@ async def _authenticate(request: HttpRequest) -> StreamPrincipal | str:
     same database burst as opening the session)."""
     ticket = request.GET.get("ticket")
     if ticket:
-        raw = await hub.client().getdel(ticket_key(ticket))
+        # The sync client: bound to no event loop (see StreamHub.publish).
+        raw = await sync_to_async(redis_client().getdel, thread_sensitive=False)(ticket_key(ticket))
         principal = principal_from_ticket(raw)
         if principal is None:
             raise errors.NotAuthenticated("The ticket is unknown, expired or already used.")
