@@ -218,14 +218,12 @@ def load(
 
     `body` is a template: `{n}` becomes a number unique to each request. An answer with status
     `ok` counts as one item, or as the number of times `items_marker` (plain text, no Lua pattern
-    characters) occurs in its body. The run
-    is measured in `segments` consecutive slices, so a sustained figure can be told from a burst.
+    characters) occurs in its body. The run is measured in `segments` consecutive slices, so a
+    sustained figure can be told from a burst.
     """
+    spec = LoadSpec(url, method, headers, body, items_marker, duration / segments, concurrency, ok)
     run = _load_wrk if WRK else _load_python
-    parts = [
-        run(url, method, headers, body, items_marker, duration / segments, concurrency, ok)
-        for _ in range(segments)
-    ]
+    parts = [run(spec) for _ in range(segments)]
     seconds = sum(part.seconds for part in parts)
     return LoadResult(
         requests=sum(part.requests for part in parts),
@@ -239,30 +237,36 @@ def load(
     )
 
 
-def _load_wrk(
-    url: str,
-    method: str,
-    headers: dict[str, str],
-    body: str | None,
-    items_marker: str | None,
-    duration: float,
-    concurrency: int,
-    ok: int,
-) -> LoadResult:
+@dataclass(frozen=True)
+class LoadSpec:
+    """One slice of a load run, as either generator takes it."""
+
+    url: str
+    method: str
+    headers: dict[str, str]
+    body: str | None
+    items_marker: str | None
+    duration: float
+    concurrency: int
+    ok: int
+
+
+def _load_wrk(spec: LoadSpec) -> LoadResult:
     script = Path(tempfile.mkdtemp(prefix="bench-wrk-")) / "load.lua"
     script.write_text(_WRK_SCRIPT)
     env = {
         **os.environ,
-        "BENCH_METHOD": method,
-        "BENCH_BODY": body or "",
-        "BENCH_ITEMS_MARKER": items_marker or "",
-        "BENCH_OK_STATUS": str(ok),
+        "BENCH_METHOD": spec.method,
+        "BENCH_BODY": spec.body or "",
+        "BENCH_ITEMS_MARKER": spec.items_marker or "",
+        "BENCH_OK_STATUS": str(spec.ok),
     }
-    for index, (name, value) in enumerate(headers.items(), start=1):
+    for index, (name, value) in enumerate(spec.headers.items(), start=1):
         env[f"BENCH_HEADER_{index}"] = f"{name}: {value}"
-    argv = [WRK, "-t1", f"-c{concurrency}", f"-d{max(1, round(duration))}s", "--timeout", "30s"]
+    seconds = f"-d{max(1, round(spec.duration))}s"
+    argv = [WRK, "-t1", f"-c{spec.concurrency}", seconds, "--timeout", "30s", "-s", str(script)]
     finished = subprocess.run(
-        [*argv, "-s", str(script), url], env=env, capture_output=True, text=True, check=True
+        [*argv, spec.url], env=env, capture_output=True, text=True, check=True
     )
     line = next(ln for ln in finished.stdout.splitlines() if ln.startswith("BENCH "))
     figures = json.loads(line.removeprefix("BENCH "))
@@ -278,42 +282,36 @@ def _load_wrk(
     )
 
 
-def _load_python(
-    url: str,
-    method: str,
-    headers: dict[str, str],
-    body: str | None,
-    items_marker: str | None,
-    duration: float,
-    concurrency: int,
-    ok: int,
-) -> LoadResult:
+def _load_python(spec: LoadSpec) -> LoadResult:
     """The fallback generator (httpx, asyncio): it costs the machine most of a core."""
 
     async def run() -> LoadResult:
         counter = 0
         requests = errors = total_items = 0
         latencies: list[float] = []
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        async with httpx.AsyncClient(limits=limits, timeout=30, headers=headers) as client:
+        width = spec.concurrency
+        limits = httpx.Limits(max_connections=width, max_keepalive_connections=width)
+        async with httpx.AsyncClient(limits=limits, timeout=30, headers=spec.headers) as client:
             started = time.monotonic()
-            deadline = started + duration
+            deadline = started + spec.duration
 
             async def worker() -> None:
                 nonlocal counter, requests, errors, total_items
                 while time.monotonic() < deadline:
                     counter += 1
-                    content = body.replace("{n}", str(counter)).encode() if body else None
+                    body = spec.body.replace("{n}", str(counter)).encode() if spec.body else None
                     sent = time.perf_counter()
-                    response = await client.request(method, url, content=content)
+                    response = await client.request(spec.method, spec.url, content=body)
                     latencies.append(time.perf_counter() - sent)
                     requests += 1
-                    if response.status_code == ok:
-                        total_items += response.text.count(items_marker) if items_marker else 1
-                    else:
+                    if response.status_code != spec.ok:
                         errors += 1
+                    elif spec.items_marker:
+                        total_items += response.text.count(spec.items_marker)
+                    else:
+                        total_items += 1
 
-            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            await asyncio.gather(*(worker() for _ in range(width)))
             seconds = time.monotonic() - started
         ordered = sorted(latencies) or [float("nan")]
         return LoadResult(
