@@ -5,10 +5,10 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import django
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from channels.routing import ProtocolTypeRouter
 from django.conf import settings
-from django.core.asgi import get_asgi_application
 from django.core.handlers.asgi import ASGIHandler
 from django.db import connections
 from django.http import HttpRequest
@@ -16,7 +16,7 @@ from django.http.response import HttpResponseBase
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "notifyhub.settings")
 
-django_asgi_app = get_asgi_application()  # Sets Django up; the handlers below replace it.
+django.setup(set_prefix=False)  # What get_asgi_application() does before building its handler.
 
 
 class ThreadPoolASGIHandler(ASGIHandler):
