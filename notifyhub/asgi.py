@@ -45,6 +45,7 @@ class ThreadPoolASGIHandler(ASGIHandler):
         ]
         self.in_flight = [0] * threads
         self.last_done = [0.0] * threads
+        self.idle_timers: list[asyncio.TimerHandle | None] = [None] * threads
         self.db_idle = db_idle
 
     async def __call__(self, scope, receive, send):  # type: ignore[no-untyped-def]
@@ -58,11 +59,21 @@ class ThreadPoolASGIHandler(ASGIHandler):
         finally:
             self.in_flight[index] -= 1
             self.last_done[index] = time.monotonic()
-            asyncio.get_running_loop().call_later(self.db_idle, self._close_if_idle, index)
+            if self.idle_timers[index] is None:  # One timer per thread, not one per request.
+                self._arm_idle_timer(index, self.db_idle)
+
+    def _arm_idle_timer(self, index: int, delay: float) -> None:
+        loop = asyncio.get_running_loop()
+        self.idle_timers[index] = loop.call_later(delay, self._close_if_idle, index)
 
     def _close_if_idle(self, index: int) -> None:
-        idle_for = time.monotonic() - self.last_done[index]
-        if self.in_flight[index] == 0 and idle_for >= self.db_idle:
+        self.idle_timers[index] = None
+        if self.in_flight[index]:
+            return  # The request in flight re-arms the timer when it ends.
+        left = self.db_idle - (time.monotonic() - self.last_done[index])
+        if left > 0:
+            self._arm_idle_timer(index, left)
+        else:
             self.executors[index].submit(connections.close_all)
 
     async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:

@@ -7,6 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 from django.conf import settings
+from django.db import connection
 
 from notifyhub.services import client_create
 from tests import servers
@@ -77,3 +78,33 @@ def test_api_requests_reuse_the_web_threads_instead_of_starting_one_each(daphne,
                 seen |= thread_ids(daphne.popen.pid)
         assert all(answer.result().status_code == 200 for answer in answers)
     assert seen <= before, f"threads started by requests: {len(seen - before)}"
+
+
+def other_connections() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "select count(*) from pg_stat_activity"
+            " where datname = current_database() and pid <> pg_backend_pid()"
+        )
+        return int(cursor.fetchone()[0])
+
+
+@pytest.mark.postgres
+def test_a_web_thread_keeps_its_connection_while_busy_and_closes_it_once_idle(log_dir, consumer):
+    process = servers.start_daphne(log_dir, NOTIFYHUB_WEB_DB_IDLE="2")
+    try:
+        headers = {"Authorization": f"Bearer {consumer.token}"}
+        url = f"{process.url}/notification/v1/event-types"  # Reads the database.
+        with httpx.Client(headers=headers, timeout=10) as client:
+            for _ in range(20):
+                assert client.get(url).status_code == 200
+            # Twenty requests on two web threads: at most two connections, still open.
+            assert 1 <= other_connections() <= 2
+        servers.wait_until(
+            lambda: other_connections() == 0,
+            timeout=15,
+            what="the web threads closing their idle connections",
+            process=process,
+        )
+    finally:
+        process.stop()
