@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db import models
 from django.db.models import Count, Q, QuerySet
@@ -21,7 +22,11 @@ from subscriptions.models import (
     SubscriptionEventType,
 )
 from subscriptions.redelivery import deliveries_release, deliveries_resend
-from subscriptions.streams import stream_holder_silent_before, stream_sessions_live_filter
+from subscriptions.streams import (
+    stream_holder_silent_before,
+    stream_session_events,
+    stream_sessions_live_filter,
+)
 from subscriptions.webhooks import subscription_rotate_webhook_secret
 
 
@@ -212,9 +217,6 @@ class StreamSessionAdmin(admin.ModelAdmin):
     readonly_fields = [field.name for field in StreamSession._meta.fields]
     change_list_template = "admin/subscriptions/streamsession/change_list.html"
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[StreamSession]:
-        return super().get_queryset(request).annotate(buffered_total=Count("buffered"))
-
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -251,9 +253,18 @@ class StreamSessionAdmin(admin.ModelAdmin):
         # Not recorded yet (the trim task does): its process stopped heartbeating.
         return f"disconnected since {silent_since.isoformat(timespec='seconds')} (process gone)"
 
-    @admin.display(description="buffered", ordering="buffered_total")
-    def buffered_count(self, session: StreamSession) -> int:
-        return session.buffered_total  # type: ignore[attr-defined]
+    @admin.display(description="buffered")
+    def buffered_count(self, session: StreamSession) -> int | None:
+        """Events a disconnected session within its window would replay now (a live one has
+        been sent them; one past its window replays nothing)."""
+        now = timezone.now()
+        since = now - settings.NOTIFYHUB_STREAM_RECONNECT_WINDOW
+        disconnected = session.disconnected_since(silent_before=stream_holder_silent_before(now))
+        if disconnected is None:
+            return None
+        if disconnected < since:
+            return 0
+        return stream_session_events(session, after=session.last_sent_event_id, since=since).count()
 
     def get_urls(self) -> list[Any]:
         return [

@@ -204,9 +204,10 @@ class DeliveryAttempt(models.Model):
 class StreamSession(models.Model):
     """One Push API subscription: a principal's `clientId`, whether or not it is connected now.
 
-    Matching events are buffered for it (StreamBufferedEvent) so a reconnect within the window
-    loses nothing; `kinds_csv` and `account_ids_csv` are wrapped in commas (",a,b,") so the
-    routing step can match them with a plain `contains` on every database backend.
+    A reconnect within the window replays, from the event log, what its filters match after
+    `last_sent_event_id` (its position), so it loses nothing. `kinds_csv` and `account_ids_csv`
+    are wrapped in commas (",a,b,") so the routing step can match them with a plain `contains`
+    on every database backend.
     """
 
     class PrincipalKind(models.TextChoices):
@@ -273,28 +274,3 @@ class StreamSession(models.Model):
         if self.seen_at < silent_before:
             return self.seen_at
         return None
-
-
-class StreamBufferedEvent(models.Model):
-    """One event kept for one stream session, so a reconnect can replay what it missed."""
-
-    id = models.BigAutoField(primary_key=True)
-    session = models.ForeignKey(
-        StreamSession, on_delete=models.CASCADE, related_name="buffered", db_index=False
-    )
-    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="+")
-    created_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        constraints = [
-            # Serves the replay (a session's rows by event id, i.e. in creation order) and
-            # makes a doubly routed event impossible to replay twice.
-            models.UniqueConstraint(fields=["session", "event"], name="stream_buffer_unique"),
-        ]
-        indexes = [
-            # Serves the trim task: rows older than the reconnect window.
-            models.Index(fields=["created_at"], name="stream_buffer_age"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.session_id} ← {self.event_id}"

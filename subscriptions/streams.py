@@ -1,9 +1,13 @@
-"""Push API stream sessions: who a stream belongs to, what it receives, its buffer, and the bus.
+"""Push API stream sessions: who a stream belongs to, what it receives, its replay, and the bus.
 
-A stream session is one principal's `clientId`. The routing step (StreamChannel) writes a buffer
-row for every session an event matches, in the ingest transaction, and after commit publishes the
-event once on this deployment's Redis channel; each web process hands it to the streams it holds.
-The buffer is what makes a reconnect lossless; the bus only makes delivery immediate.
+A stream session is one principal's `clientId`, with a position: the last event its connections
+were sent. The routing step (StreamChannel) finds the sessions an event concerns and, after
+commit, publishes the event once on this deployment's Redis channel with their ids; each web
+process hands it to the streams it holds. Nothing is copied per session: a reconnect replays from
+the event log itself, the events after the session's position that its filters match, within the
+reconnect window. Ingesting an event therefore costs the same with ten sessions or ten thousand
+(django-eventstream and a per-session buffer both write a row per listener). The bus only makes
+delivery immediate; the event log makes a reconnect lossless.
 """
 
 import json
@@ -17,7 +21,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django_eventstream.utils import sse_encode_event
 
@@ -26,7 +30,7 @@ from notifyhub.auth import TokenInfo
 from notifyhub.models import AccountMember
 from notifyhub.redis import redis_client, redis_key
 from notifyhub.types import JSONDict
-from subscriptions.models import StreamBufferedEvent, StreamSession
+from subscriptions.models import StreamSession
 
 logger = logging.getLogger(__name__)
 
@@ -141,12 +145,12 @@ class StreamOpened:
 
     session_id: int
     connection_id: uuid.UUID
-    # Replay the buffer after this event id ("" = the whole buffer).
+    # Replay the session's events after this event id ("": every event within the window).
     replay_after: str
     # True: the client's position is lost; it is told with a `reset` frame and starts fresh.
     reset: bool
-    # Oldest event id still known for the session (or, with an empty buffer, the newest
-    # event the hub stored: where the fresh stream starts); "" if the hub stored none.
+    # With `reset`: the oldest event id the session could still replay (or, with none, the
+    # newest event the hub stored: where the fresh stream starts); "" if the hub stored none.
     oldest_event_id: str
     # Another connection held the session: it must be closed.
     took_over: bool
@@ -160,6 +164,10 @@ def _csv(values: list[str]) -> str:
     return "," + ",".join(values) + "," if values else ""
 
 
+def _newest_event_id() -> str:
+    return Event.objects.order_by("-id").values_list("id", flat=True).first() or ""
+
+
 @transaction.atomic
 def stream_session_open(
     *,
@@ -171,8 +179,10 @@ def stream_session_open(
     last_event_id: str | None,
 ) -> StreamOpened:
     """Attach a new connection to the principal's session for `client_id` (creating it) and
-    decide where its stream resumes: after `last_event_id`, else after the last event the
-    previous connection was sent; a session past the reconnect window starts over."""
+    decide where its stream resumes: after `last_event_id`, else after the session's position
+    (the last event its previous connection was sent); a new session starts at the newest
+    event, and one past the reconnect window, or resumed from an id the hub no longer keeps
+    for it, starts there too and is told so (`reset`)."""
     now = timezone.now()
     cutoff = now - settings.NOTIFYHUB_STREAM_RECONNECT_WINDOW
     StreamSession.objects.bulk_create(
@@ -196,36 +206,44 @@ def stream_session_open(
     disconnected_at = session.disconnected_since(silent_before=stream_holder_silent_before(now))
     holder_dead = session.connection_id is not None and disconnected_at is not None
     expired = disconnected_at is not None and disconnected_at < cutoff
-    buffered = StreamBufferedEvent.objects.filter(session=session)
-    oldest = buffered.order_by("event_id").values_list("event_id", flat=True).first()
-    if expired:
-        buffered.delete()
-        session.last_sent_event_id = ""
-    reset = False
-    if last_event_id is None:
-        replay_after = session.last_sent_event_id
-        reset = expired
-    elif not expired and (
-        last_event_id == session.last_sent_event_id
-        or buffered.filter(event_id=last_event_id).exists()
-    ):
-        replay_after = last_event_id
-    else:
-        reset = True
-    if reset:
-        # Start fresh: what is buffered was meant for a position the client no longer has.
-        buffered.delete()
-        replay_after = ""
-    if not oldest or reset:
-        oldest = oldest or Event.objects.order_by("-id").values_list("id", flat=True).first()
-    # A takeover is still announced when the holder is presumed dead: if it is only slow, the
-    # message closes it at once.
-    took_over = session.connection_id is not None
+    new = session.connected_at is None
     session.principal_user_id = principal.user_id
     session.principal_application_id = principal.application_id
     session.kinds_csv = _csv(kinds)
     session.account_ids_csv = _csv(account_ids)
     session.ticket_number = ticket_number
+    if last_event_id is None:
+        reset = expired
+        replay_after = "" if (new or expired) else session.last_sent_event_id
+    else:
+        # An id is resumable while the session is within its window and the event is one the
+        # replay still reads (created within the window); any other is a lost position, and so
+        # is every id sent to a session the hub no longer has (forgotten past its window).
+        reset = (
+            expired
+            or new
+            or not (
+                last_event_id == session.last_sent_event_id
+                or Event.objects.filter(id=last_event_id, created_at__gte=cutoff).exists()
+            )
+        )
+        replay_after = last_event_id
+    oldest = ""
+    if reset and not expired:
+        # Past its window a session keeps nothing; within it, its replay could start here.
+        oldest = (
+            stream_session_events(session, after="", since=cutoff)
+            .values_list("id", flat=True)
+            .first()
+            or ""
+        )
+    if new or reset or not replay_after:
+        # Start fresh, at the newest event: nothing older is meant for this stream.
+        replay_after = _newest_event_id()
+    # A takeover is still announced when the holder is presumed dead: if it is only slow, the
+    # message closes it at once.
+    took_over = session.connection_id is not None
+    session.last_sent_event_id = replay_after
     session.connection_id = uuid.uuid4()
     session.connected_at = now
     session.disconnected_at = None
@@ -236,7 +254,7 @@ def stream_session_open(
         connection_id=session.connection_id,
         replay_after=replay_after,
         reset=reset,
-        oldest_event_id=oldest or "",
+        oldest_event_id=oldest or replay_after,
         took_over=took_over,
         position_from_session=last_event_id is None and not reset and not holder_dead,
     )
@@ -258,16 +276,47 @@ def event_frame(kind: str, data: JSONDict, event_id: str | None = None) -> str:
     return sse_encode_event(kind, data, event_id=event_id, json_encode=True)
 
 
+def stream_session_events(
+    session: StreamSession, *, after: str, since: datetime
+) -> "QuerySet[Event]":
+    """The events a session is owed after `after`, created since `since`, oldest first (ULIDs
+    sort by time): its kinds, its principal's (the payload's user_id names it, or its
+    account_id is one the principal is a member of), narrowed by its accountIds for
+    `accountStatus` and its ticket number for `ticket`.
+
+    The same rule as `_matching_sessions`, read the other way (sessions for an event there,
+    events for a session here); tests/streams/test_replay_rule.py checks they agree.
+    """
+    kinds = set(session.kinds)
+    wanted = Q(type_id__in=sorted(kinds - {"accountStatus", "ticket"}))
+    if "accountStatus" in kinds and session.account_ids:
+        wanted |= Q(type_id="accountStatus", account_id__in=session.account_ids)
+    if "ticket" in kinds:
+        wanted |= (
+            Q(type_id="ticket", ticket_number=session.ticket_number)
+            if (session.ticket_number)
+            else Q(type_id="ticket")
+        )
+    if session.principal_user_id is not None:
+        members = AccountMember.objects.filter(user_id=session.principal_user_id)
+    else:
+        members = AccountMember.objects.filter(
+            user__isnull=True, application_id=session.principal_application_id
+        )
+    belongs = Q(user_id=session.principal) | Q(account_id__in=members.values("account_id"))
+    return Event.objects.filter(wanted, belongs, id__gt=after, created_at__gte=since).order_by("id")
+
+
 def stream_replay_page(
     *, session_id: int, after: str, limit: int = REPLAY_PAGE_SIZE
 ) -> list[JSONDict]:
-    """The session's buffered events after `after`, oldest first (ULIDs sort by time)."""
-    rows = (
-        StreamBufferedEvent.objects.filter(session_id=session_id, event_id__gt=after)
-        .select_related("event")
-        .order_by("event_id")[:limit]
-    )
-    return [event_frame_data(row.event) for row in rows]
+    """The session's events after `after` still within the reconnect window, oldest first."""
+    session = StreamSession.objects.filter(pk=session_id).first()
+    if session is None:
+        return []
+    since = timezone.now() - settings.NOTIFYHUB_STREAM_RECONNECT_WINDOW
+    events = stream_session_events(session, after=after, since=since)[:limit]
+    return [event_frame_data(event) for event in events]
 
 
 def stream_session_close(
@@ -319,26 +368,21 @@ def stream_sessions_heartbeat(*, connection_ids: list[uuid.UUID]) -> list[uuid.U
 
 
 def stream_sessions_trim() -> int:
-    """Record as disconnected (since their last heartbeat) the sessions whose process died,
-    drop buffered rows older than the reconnect window (a connected session has been sent them
-    already) and every row of a session past its window, and forget sessions disconnected for
-    longer than NOTIFYHUB_STREAM_SESSION_RETENTION; returns rows deleted."""
+    """Record as disconnected (since their last heartbeat) the sessions whose process died, and
+    forget sessions disconnected for longer than NOTIFYHUB_STREAM_SESSION_RETENTION (at least
+    the reconnect window); returns the sessions forgotten. A session past its window but not
+    yet forgotten replays nothing: its client, coming back even without Last-Event-ID, is told
+    with `reset` rather than silently started afresh."""
     now = timezone.now()
     window = settings.NOTIFYHUB_STREAM_RECONNECT_WINDOW
-    cutoff = now - window
     # The condition is checked again after any row lock (PostgreSQL's READ COMMITTED): a
     # session a new connection is taking over right now has a fresh seen_at and is left alone.
     StreamSession.objects.filter(
         connection_id__isnull=False, seen_at__lt=stream_holder_silent_before(now)
     ).update(connection_id=None, disconnected_at=F("seen_at"))
-    rows, _ = StreamBufferedEvent.objects.filter(
-        Q(created_at__lt=cutoff) | Q(session__disconnected_at__lt=cutoff)
-    ).delete()
-    # A session past its window is kept (its buffer is gone) so that its client, coming back
-    # even without Last-Event-ID, is told with `reset` rather than silently started afresh.
     forget_before = now - max(window, settings.NOTIFYHUB_STREAM_SESSION_RETENTION)
     sessions, _ = StreamSession.objects.filter(disconnected_at__lt=forget_before).delete()
-    return rows + sessions
+    return sessions
 
 
 # --- Routing (the delivery channel) ---
@@ -379,18 +423,15 @@ def bus_publish(message: JSONDict) -> None:
 
 
 class StreamChannel:
-    """Buffers each event for the stream sessions it matches and, after commit, pushes it to the
-    web processes holding those streams (and to the admin's live page)."""
+    """After commit, pushes each event to the web processes holding the streams of the sessions
+    it matches (and to the admin's live page); writes nothing: the event row is the replay."""
 
     name = "stream"
 
     def route(self, *, event: Event) -> None:
+        # Disconnected sessions within their window are named too: one may be reconnecting
+        # right now, after its replay has read the log but before this event commits.
         session_ids = _matching_sessions(event)
-        if session_ids:
-            StreamBufferedEvent.objects.bulk_create(
-                [StreamBufferedEvent(session_id=sid, event_id=event.id) for sid in session_ids],
-                ignore_conflicts=True,
-            )
         message = {"t": "event", "sessions": session_ids, "event": event_frame_data(event)}
         transaction.on_commit(lambda: bus_publish(message), robust=True)
 

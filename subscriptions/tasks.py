@@ -29,5 +29,6 @@ def deliveries_sweep_task() -> dict[str, int]:
 
 @shared_task
 def stream_sessions_trim_task() -> int:
-    """Forget stream sessions and buffered events past the reconnect window (beat, every minute)."""
+    """Record dead holders' disconnects and forget stream sessions past their retention (beat,
+    every minute)."""
     return stream_sessions_trim()

@@ -6,10 +6,11 @@ import pytest
 from django.utils import timezone
 
 from events.models import Event
-from subscriptions.models import StreamBufferedEvent, StreamSession
+from subscriptions.models import StreamSession
 from subscriptions.streams import (
     StreamOpened,
     StreamPrincipal,
+    stream_replay_page,
     stream_session_open,
     stream_sessions_connected_count,
     stream_sessions_heartbeat,
@@ -82,14 +83,20 @@ def test_the_live_feed_refuses_non_staff(client, member):
     assert response.json()["code"] == "NOT000012"
 
 
-def test_the_trim_task_drops_buffers_past_the_window_and_sessions_past_retention(member, settings):
+def replayed(session: StreamSession, after: str | None = None) -> list[str]:
+    """The event ids a reconnect of `session` would replay after its position (or `after`)."""
+    session.refresh_from_db()
+    position = session.last_sent_event_id if after is None else after
+    return [frame["id"] for frame in stream_replay_page(session_id=session.pk, after=position)]
+
+
+def test_the_trim_task_forgets_sessions_past_retention_and_keeps_the_event_log(member, settings):
     settings.NOTIFYHUB_STREAM_RECONNECT_WINDOW = timedelta(seconds=60)
     settings.NOTIFYHUB_STREAM_SESSION_RETENTION = timedelta(seconds=3600)
     expired = open_session(member, client_id="expired")
     forgotten = open_session(member, client_id="forgotten")
-    kept = open_session(member, client_id="kept")
+    open_session(member, client_id="kept")
     ingest("newMessage", user_id="maria", n=1)
-    assert StreamBufferedEvent.objects.count() == 3
     now = timezone.now()
     StreamSession.objects.filter(pk=expired.pk).update(
         connection_id=None, disconnected_at=now - timedelta(seconds=61)
@@ -97,29 +104,41 @@ def test_the_trim_task_drops_buffers_past_the_window_and_sessions_past_retention
     StreamSession.objects.filter(pk=forgotten.pk).update(
         connection_id=None, disconnected_at=now - timedelta(seconds=3601)
     )
-    StreamBufferedEvent.objects.filter(session=kept).update(created_at=now - timedelta(seconds=61))
-    ingest("newMessage", user_id="maria", n=2)
 
-    # expired's row, forgotten's row and session, kept's old row
-    assert stream_sessions_trim_task() == 4
+    assert stream_sessions_trim_task() == 1  # forgotten
 
-    # A session past its window is remembered without its buffer, so its client is told.
+    # A session past its window is remembered, so its client is told.
     assert set(StreamSession.objects.values_list("client_id", flat=True)) == {"expired", "kept"}
-    assert not StreamBufferedEvent.objects.filter(session=expired).exists()
-    assert StreamBufferedEvent.objects.filter(session=kept).count() == 1
-    assert Event.objects.count() == 2
+    assert Event.objects.count() == 1
     reopened = reopen(member, client_id="expired")
     assert reopened.reset
 
 
-def test_an_expired_session_buffers_nothing(member, settings):
+def test_a_reconnect_past_the_window_replays_nothing_stale(member, settings):
     settings.NOTIFYHUB_STREAM_RECONNECT_WINDOW = timedelta(seconds=60)
     session = open_session(member)
     StreamSession.objects.filter(pk=session.pk).update(
         connection_id=None, disconnected_at=timezone.now() - timedelta(seconds=61)
     )
-    ingest("newMessage", user_id="maria")
-    assert not StreamBufferedEvent.objects.exists()
+    stale = ingest("newMessage", user_id="maria")
+
+    reopened = reopen(member)
+
+    assert reopened.reset
+    assert reopened.replay_after == stale  # starts at the newest event, after everything stale
+    assert replayed(session) == []
+
+
+def test_the_replay_reads_only_events_within_the_window(member, settings):
+    settings.NOTIFYHUB_STREAM_RECONNECT_WINDOW = timedelta(seconds=60)
+    session = open_session(member)
+    old, recent = ingest("newMessage", user_id="maria", n=1), ingest("newMessage", user_id="maria")
+    Event.objects.filter(id=old).update(created_at=timezone.now() - timedelta(seconds=61))
+
+    assert replayed(session) == [recent]
+    # A Last-Event-ID the replay no longer reads is a lost position.
+    assert reopen(member, last_event_id=old).reset
+    assert not reopen(member, last_event_id=recent).reset
 
 
 # --- A process killed while holding streams (it records no disconnect; its heartbeat stops) ---
@@ -161,21 +180,19 @@ def test_a_silent_holder_is_disconnected_since_its_last_heartbeat_and_keeps_its_
     assert stream_sessions_connected_count() == 0
     content = operator.get("/admin/subscriptions/streamsession/?connected=no").content.decode()
     assert "(process gone)" in content
-    missed = ingest("newMessage", user_id="maria", n=2)  # still buffered: within the window
+    missed = ingest("newMessage", user_id="maria", n=2)  # still owed: within the window
     assert stream_sessions_trim_task() == 0
 
     session.refresh_from_db()
     assert session.connection_id is None
     assert session.disconnected_at == seen_at
-    assert list(
-        StreamBufferedEvent.objects.filter(session=session).values_list("event_id", flat=True)
-    ) == [first, missed]
+    assert replayed(session) == [missed]
     reopened = reopen(member)
     assert not reopened.reset
     assert reopened.replay_after == first
 
 
-def test_a_silent_holder_past_the_window_buffers_nothing_and_its_reconnect_is_reset(
+def test_a_silent_holder_past_the_window_is_owed_nothing_and_its_reconnect_is_reset(
     member, settings
 ):
     settings.NOTIFYHUB_STREAM_RECONNECT_WINDOW = timedelta(seconds=60)
@@ -184,17 +201,14 @@ def test_a_silent_holder_past_the_window_buffers_nothing_and_its_reconnect_is_re
     first = ingest("newMessage", user_id="maria", n=1)
     StreamSession.objects.filter(pk=session.pk).update(last_sent_event_id=first)
     silent_since(session, 61)
-    ingest("newMessage", user_id="maria", n=2)
-    assert list(
-        StreamBufferedEvent.objects.filter(session=session).values_list("event_id", flat=True)
-    ) == [first]
+    newest = ingest("newMessage", user_id="maria", n=2)
 
     reopened = reopen(member)  # without Last-Event-ID, before the trim task ran
 
     assert reopened.reset
-    assert reopened.replay_after == ""
+    assert reopened.replay_after == newest
     assert not reopened.position_from_session
-    assert not StreamBufferedEvent.objects.filter(session=session).exists()
+    assert replayed(session) == []
 
 
 def test_a_takeover_of_a_live_holder_is_not_reset_however_old_the_connection(member, settings):
@@ -205,8 +219,7 @@ def test_a_takeover_of_a_live_holder_is_not_reset_however_old_the_connection(mem
     StreamSession.objects.filter(pk=session.pk).update(
         last_sent_event_id=first, connected_at=timezone.now() - timedelta(hours=1)
     )
-    StreamBufferedEvent.objects.update(created_at=timezone.now() - timedelta(hours=1))
-    assert stream_sessions_trim_task() == 1  # the old row: the live connection had it
+    assert stream_sessions_trim_task() == 0
 
     reopened = reopen(member)
 
