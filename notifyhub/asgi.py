@@ -4,6 +4,7 @@ import asyncio
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import aclosing
 
 import django
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
@@ -105,6 +106,30 @@ class StreamASGIHandler(ASGIHandler):
 
     async def __call__(self, scope, receive, send):  # type: ignore[no-untyped-def]
         await self.handle(scope, receive, send)
+
+    async def send_response(self, response, send):  # type: ignore[no-untyped-def]
+        """An event stream's frames go out as they come (already bytes, one object shared by
+        every stream of a fan-out), without the async-generator wrapper and the per-chunk
+        make_bytes()/chunk_bytes() Django puts around each one: at a fan-out to a thousand
+        streams those were a quarter of the event loop's time."""
+        frames = getattr(response, "frames", None)
+        if frames is None:
+            await super().send_response(response, send)
+            return
+        headers = [
+            (name.encode("ascii"), value.encode("latin1")) for name, value in response.items()
+        ]
+        headers += [
+            (b"Set-Cookie", cookie.output(header="").encode("ascii").strip())
+            for cookie in response.cookies.values()
+        ]
+        await send(
+            {"type": "http.response.start", "status": response.status_code, "headers": headers}
+        )
+        async with aclosing(frames):
+            async for frame in frames:
+                await send({"type": "http.response.body", "body": frame, "more_body": True})
+        await send({"type": "http.response.body"})
 
 
 stream_asgi_app = StreamASGIHandler()

@@ -9,6 +9,7 @@ so a session whose process is killed outright is known to be disconnected.
 import asyncio
 import json
 import logging
+import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ class StreamConnection:
     released: asyncio.Event | None = None
     items: deque[tuple[str, Any]] = field(default_factory=deque)
     waiter: asyncio.Future[None] | None = None
+    expiry: asyncio.TimerHandle | None = None
 
     def offer(self, item: tuple[str, Any]) -> None:
         if len(self.items) >= QUEUE_LIMIT:
@@ -56,18 +58,19 @@ class StreamConnection:
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(None)
 
-    async def next(self, timeout: float) -> tuple[str, Any] | None:
-        """The next item, or None after `timeout` seconds without one."""
+    async def next(self) -> tuple[str, Any]:
+        """The next item; keep-alives and token expiry arrive as items too, so a wait needs no
+        timer of its own (one per wake was a tenth of a fan-out's time)."""
         if not self.items:
             self.waiter = asyncio.get_running_loop().create_future()
             try:
-                async with asyncio.timeout(timeout):
-                    await self.waiter
-            except TimeoutError:
-                return None
+                await self.waiter
             finally:
                 self.waiter = None
         return self.items.popleft()
+
+
+KEEP_ALIVE_ITEM = ("keepalive", None)
 
 
 class StreamHub:
@@ -79,6 +82,7 @@ class StreamHub:
         self._all: set[StreamConnection] = set()
         self._task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
+        self._keepalive_task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._client: aioredis.Redis | None = None
 
@@ -100,8 +104,17 @@ class StreamHub:
         if self._task is None or self._task.done():
             self._ready.clear()
             self._task = asyncio.get_running_loop().create_task(self._listen())
+        loop = asyncio.get_running_loop()
         if self._heartbeat_task is None or self._heartbeat_task.done():
-            self._heartbeat_task = asyncio.get_running_loop().create_task(self._heartbeat())
+            self._heartbeat_task = loop.create_task(self._heartbeat())
+        if self._keepalive_task is None or self._keepalive_task.done():
+            self._keepalive_task = loop.create_task(self._keepalive())
+        if connection.expires_at is not None:
+            # One timer for the connection's life: its token's expiry ends the stream.
+            left = connection.expires_at - time.time()
+            connection.expiry = loop.call_later(
+                max(0.0, left), connection.offer, ("logout", "token_expired")
+            )
         self._all.add(connection)
         if connection.session_id is None:
             self._feeds.add(connection)
@@ -110,6 +123,8 @@ class StreamHub:
         await self._ready.wait()
 
     def detach(self, connection: StreamConnection) -> None:
+        if connection.expiry is not None:
+            connection.expiry.cancel()
         self._all.discard(connection)
         self._feeds.discard(connection)
         if connection.session_id is not None:
@@ -144,6 +159,14 @@ class StreamHub:
                 for connection in list(self._all):
                     connection.offer(("close", "resync"))
                 await asyncio.sleep(1)
+
+    async def _keepalive(self) -> None:
+        """Every NOTIFYHUB_STREAM_KEEPALIVE seconds, a keep-alive comment on every stream (busy
+        or not): one timer for the process instead of one per stream and wait."""
+        while True:
+            await asyncio.sleep(settings.NOTIFYHUB_STREAM_KEEPALIVE)
+            for connection in list(self._all):
+                connection.offer(KEEP_ALIVE_ITEM)
 
     async def _heartbeat(self) -> None:
         """Every NOTIFYHUB_STREAM_HEARTBEAT seconds, mark the sessions this process holds as
@@ -180,19 +203,22 @@ class StreamHub:
             kind = message.get("t")
             if kind == "event":
                 data = message["event"]
-                # Encoded once per process, not once per stream: fan-out to a thousand streams
-                # then costs a thousand queue puts and socket writes, not a thousand dumps().
+                # Encoded once per process, to bytes, not once per stream: fan-out to a thousand
+                # streams then costs a thousand queue puts and socket writes, not a thousand
+                # dumps() and encode()s.
                 targets = [
                     connection
                     for session_id in message["sessions"]
                     for connection in self._by_session.get(session_id, ())
                 ]
                 if targets:
-                    item = ("event", (data["id"], event_frame(data["type"], data, data["id"])))
+                    frame = event_frame(data["type"], data, data["id"]).encode()
+                    item = ("event", (data["id"], frame))
                     for connection in targets:
                         connection.offer(item)
                 if self._feeds:
-                    item = ("event", (data["id"], event_frame("message", data, data["id"])))
+                    frame = event_frame("message", data, data["id"]).encode()
+                    item = ("event", (data["id"], frame))
                     for feed in self._feeds:
                         feed.offer(item)
             elif kind == "takeover":

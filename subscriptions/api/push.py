@@ -14,7 +14,6 @@ library it uses the SSE framing (`sse_encode_event`) and the same `Last-Event-ID
 import asyncio
 import logging
 import re
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
@@ -62,7 +61,7 @@ T = TypeVar("T")
 # A ULID in Crockford base32; the first character is at most 7 (48-bit time).
 ULID_RE = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$")
 OLDEST_HEADER = "Stream-Oldest-Event-ID"
-KEEP_ALIVE = ": keep-alive\n\n"
+KEEP_ALIVE = b": keep-alive\n\n"
 TAKEOVER_WAIT = 2.0
 _background: set[asyncio.Task[Any]] = set()
 _REQUEST_HEAVY = (
@@ -81,6 +80,10 @@ _REQUEST_HEAVY = (
     "csrf_processing_done",
     "_cached_user",
 )
+
+
+def _frame(kind: str, data: dict[str, Any], event_id: str | None = None) -> bytes:
+    return event_frame(kind, data, event_id).encode()
 
 
 async def db_burst(function: Callable[..., T], /, **kwargs: Any) -> T:
@@ -280,31 +283,21 @@ async def _close_session(session_id: int, connection: StreamConnection, last_sen
         logger.exception("could not record the end of stream session %s", session_id)
 
 
-async def _live(connection: StreamConnection, last_sent: str) -> AsyncIterator[tuple[str, str]]:
+async def _live(connection: StreamConnection, last_sent: str) -> AsyncIterator[tuple[bytes, str]]:
     """(frame, event id) pairs from the inbox, keep-alives included, until told to close."""
     while True:
-        wait = settings.NOTIFYHUB_STREAM_KEEPALIVE
-        if connection.expires_at is not None:
-            left = connection.expires_at - time.time()
-            if left <= 0:
-                yield event_frame("loggedOut", {"type": "loggedOut", "reason": "token_expired"}), ""
-                return
-            wait = min(wait, left)
-        item = await connection.next(wait)
-        if item is None:
-            if connection.expires_at is None or time.time() < connection.expires_at:
-                yield KEEP_ALIVE, ""
-            continue
-        what, value = item
+        what, value = await connection.next()
         if what == "event":
             event_id, frame = value
-            # Already sent by the replay (the inbox fills while the buffer is read).
+            # Already sent by the replay (the inbox fills while the log is read).
             if event_id <= last_sent:
                 continue
             last_sent = event_id
             yield frame, event_id
+        elif what == "keepalive":
+            yield KEEP_ALIVE, ""
         elif what == "logout":
-            yield event_frame("loggedOut", {"type": "loggedOut", "reason": value}), ""
+            yield _frame("loggedOut", {"type": "loggedOut", "reason": value}), ""
             return
         else:
             return
@@ -343,7 +336,7 @@ def _forget_request(request: HttpRequest) -> None:
 
 async def _session_stream(
     request: HttpRequest, connection: StreamConnection, opened: StreamOpened
-) -> AsyncIterator[str]:
+) -> AsyncIterator[bytes]:
     last_sent = opened.replay_after
     # Runs once the middleware has finished with the request and the headers are sent.
     _forget_request(request)
@@ -353,9 +346,9 @@ async def _session_stream(
             # The first frame says the position is lost; it has no id, so the client's
             # Last-Event-ID stays unset until the first fresh event.
             data = {"type": "reset", "oldest_event_id": opened.oldest_event_id}
-            yield retry + event_frame("reset", data)
+            yield (retry + event_frame("reset", data)).encode()
         else:
-            yield retry + "\n"
+            yield (retry + "\n").encode()
         await hub.attach(connection)
         if opened.took_over:
             last_sent = await _take_over(connection, opened, last_sent)
@@ -363,7 +356,7 @@ async def _session_stream(
             page = await db_burst(stream_replay_page, session_id=opened.session_id, after=last_sent)
             for data in page:
                 last_sent = data["id"]
-                yield event_frame(data["type"], data, data["id"])
+                yield _frame(data["type"], data, data["id"])
             if len(page) < REPLAY_PAGE_SIZE:
                 break
         async for frame, event_id in _live(connection, last_sent):
@@ -372,7 +365,7 @@ async def _session_stream(
             yield frame
     except Exception:
         # Never let an exception escape once the status is sent: it would end daphne's
-        # connection-reaping loop. The client reconnects and resumes from the buffer.
+        # connection-reaping loop. The client reconnects and resumes from the event log.
         logger.exception("stream of session %s failed", opened.session_id)
     finally:
         hub.detach(connection)
@@ -380,11 +373,21 @@ async def _session_stream(
         _schedule(_close_session(opened.session_id, connection, last_sent))
 
 
-def _stream_response(body: AsyncIterator[str]) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(body, content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"
-    return response
+class EventStreamResponse(StreamingHttpResponse):
+    """A `text/event-stream` response whose body is already encoded frames (one bytes object
+    shared by every stream a fan-out reaches). `frames` lets notifyhub.asgi's stream handler
+    send them as they come, without Django's per-chunk re-wrapping; any other server (the test
+    client) streams it as the StreamingHttpResponse it is."""
+
+    def __init__(self, frames: AsyncIterator[bytes]) -> None:
+        super().__init__(frames, content_type="text/event-stream")
+        self.frames = frames
+        self["Cache-Control"] = "no-cache"
+        self["X-Accel-Buffering"] = "no"
+
+
+def _stream_response(body: AsyncIterator[bytes]) -> EventStreamResponse:
+    return EventStreamResponse(body)
 
 
 async def push_subscribe(request: HttpRequest) -> HttpResponse:
@@ -421,10 +424,10 @@ async def push_subscribe(request: HttpRequest) -> HttpResponse:
 # --- The admin's live page feed (every event, for operators) ---
 
 
-async def _feed_stream(request: HttpRequest, connection: StreamConnection) -> AsyncIterator[str]:
+async def _feed_stream(request: HttpRequest, connection: StreamConnection) -> AsyncIterator[bytes]:
     _forget_request(request)
     try:
-        yield f"retry: {settings.NOTIFYHUB_STREAM_RETRY_MS}\n\n"
+        yield f"retry: {settings.NOTIFYHUB_STREAM_RETRY_MS}\n\n".encode()
         await hub.attach(connection)
         # The hub sends feeds unnamed ("message") frames: the page shows every type.
         async for frame, _ in _live(connection, ""):

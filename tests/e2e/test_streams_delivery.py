@@ -1,6 +1,8 @@
 """The Push API over a real daphne, read by a real SSE client: frames, filters, takeover,
 tickets and loggedOut."""
 
+import time
+
 import httpx
 import pytest
 from django.contrib.auth import get_user_model
@@ -8,6 +10,7 @@ from django.test import Client
 
 from notifyhub.models import Account, AccountMember
 from subscriptions.models import StreamSession
+from tests import servers
 from tests.conftest import CONSUMER, issue_token
 from tests.streams.support import (
     data,
@@ -241,3 +244,23 @@ def test_a_stream_ends_with_logged_out_when_its_token_expires(daphne, member):
         assert data(last)["reason"] == "token_expired"
     finally:
         stream.close()
+
+
+def test_an_idle_stream_gets_a_keep_alive_comment_every_interval(transactional_db, log_dir, member):
+    server = servers.start_daphne(log_dir, NOTIFYHUB_STREAM_KEEPALIVE="0.3")
+    try:
+        params = {"clientId": "web", "kinds": "newMessage"}
+        headers = {"Authorization": f"Bearer {member.token}"}
+        url = f"{server.url}/api/push/subscribe"
+        with httpx.stream("GET", url, params=params, headers=headers, timeout=10) as response:
+            assert response.status_code == 200
+            received = b""
+            started = time.monotonic()
+            for chunk in response.iter_raw():
+                received += chunk
+                if time.monotonic() - started > 2.0:
+                    break
+        # About six in two seconds; a generous floor keeps a loaded machine from failing it.
+        assert received.count(b": keep-alive\n\n") >= 3
+    finally:
+        server.stop()

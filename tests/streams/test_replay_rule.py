@@ -29,7 +29,10 @@ def test_live_routing_and_replay_agree_on_every_event_and_session(member, make_p
     Account.objects.create(id="gamma", name="Gamma")  # nobody's
     maria = StreamPrincipal(kind="user", name="maria", user_id=member.user.pk, application_id=None)
     robot = StreamPrincipal(
-        kind="client", name=app.application.client_id, user_id=None, application_id=app.application.pk
+        kind="client",
+        name=app.application.client_id,
+        user_id=None,
+        application_id=app.application.pk,
     )
     shapes = [
         (["newMessage"], [], ""),
