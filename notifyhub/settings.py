@@ -333,7 +333,7 @@ NOTIFYHUB_STREAM_RECONNECT_WINDOW = env_seconds("NOTIFYHUB_STREAM_RECONNECT_WIND
 # of them). A connection whose process missed three heartbeats counts as disconnected since its
 # last one: a killed process records nothing else. Keep it well below the reconnect window.
 NOTIFYHUB_STREAM_HEARTBEAT = env_float("NOTIFYHUB_STREAM_HEARTBEAT", 30.0, minimum=0.05)
-# How long a session past its window is remembered (without its buffer), so that its client,
+# How long a session past its window is remembered (replaying nothing), so that its client,
 # coming back even without Last-Event-ID, is told with `reset` that its position is lost.
 NOTIFYHUB_STREAM_SESSION_RETENTION = env_seconds("NOTIFYHUB_STREAM_SESSION_RETENTION", 86400)
 # Seconds between keep-alive comments on an idle stream (proxies drop silent connections).

@@ -26,7 +26,7 @@ from subscriptions.streams import bus_channel, event_frame, stream_sessions_hear
 logger = logging.getLogger(__name__)
 
 # A stream further behind than this is closed rather than allowed to grow without bound; its
-# client reconnects and replays what it missed from the session buffer, so nothing is lost.
+# client reconnects and replays what it missed from the event log, so nothing is lost.
 QUEUE_LIMIT = 1000
 
 
@@ -100,7 +100,7 @@ class StreamHub:
 
     async def attach(self, connection: StreamConnection) -> None:
         """Start delivering to `connection`; returns once the bus subscription is live, so any
-        event committed after this is either delivered here or already in the buffer."""
+        event committed after this is either delivered here or read by the replay."""
         if self._task is None or self._task.done():
             self._ready.clear()
             self._task = asyncio.get_running_loop().create_task(self._listen())
@@ -155,7 +155,7 @@ class StreamHub:
             except Exception:
                 logger.exception("stream bus subscription lost; closing streams to resync")
                 # Messages published while we were away are lost to the live streams, but
-                # not to their sessions: closed streams reconnect and replay the buffer.
+                # not to their sessions: closed streams reconnect and replay the log.
                 for connection in list(self._all):
                     connection.offer(("close", "resync"))
                 await asyncio.sleep(1)

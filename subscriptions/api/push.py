@@ -6,7 +6,8 @@ forbidden requests with HTTP 200, and lets a malformed Last-Event-ID raise after
 sent (which stops daphne reaping connections). Its channel model has no per-event predicate
 (kinds, accounts, ticket numbers) and its ids are per channel. This view validates everything
 before the response starts, touches the database only in short bursts on the shared pool (closing
-the connection after each), and keeps its per-session buffer in the hub's own tables. From the
+the connection after each), and replays from the hub's own event log by each session's position
+and filters, within the reconnect window, instead of storing events per channel. From the
 library it uses the SSE framing (`sse_encode_event`) and the same `Last-Event-ID` sources
 (header first, then `?lastEventId=`).
 """
