@@ -29,13 +29,15 @@ class SubscriptionsConfig(AppConfig):
     def _ready_streams(self) -> None:
         """The Push API: its delivery channel, its logout hooks and its admin counter."""
         from django.contrib.auth.signals import user_logged_out
-        from django.db.models.signals import post_delete
+        from django.db.models.signals import post_delete, post_save
         from oauth2_provider.models import get_access_token_model
 
         from events.channels import channel_register
         from notifyhub.dashboard import counter_register
+        from notifyhub.models import AccountMember
         from subscriptions.streams import (
             StreamChannel,
+            account_membership_changed,
             revoked_token_logout,
             session_logout,
             stream_sessions_connected_count,
@@ -49,6 +51,13 @@ class SubscriptionsConfig(AppConfig):
             dispatch_uid="subscriptions.revoked_token_logout",
         )
         user_logged_out.connect(session_logout, dispatch_uid="subscriptions.session_logout")
+        # Open streams match events in memory against their principal's accounts: reload them.
+        for signal in (post_save, post_delete):
+            signal.connect(
+                account_membership_changed,
+                sender=AccountMember,
+                dispatch_uid=f"subscriptions.account_membership_changed.{signal is post_save}",
+            )
         counter_register(
             label="Live streams",
             compute=stream_sessions_connected_count,

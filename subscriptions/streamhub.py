@@ -12,7 +12,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -21,7 +21,14 @@ from django.conf import settings
 from django.db import connections
 
 from notifyhub.redis import redis_client
-from subscriptions.streams import bus_channel, event_frame, stream_sessions_heartbeat
+from subscriptions.streams import (
+    EventRoute,
+    StreamFilter,
+    bus_channel,
+    event_frame,
+    member_account_ids,
+    stream_sessions_heartbeat,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +47,8 @@ class StreamConnection:
 
     session_id: int | None
     connection_id: uuid.UUID
+    # What it receives (None: the admin's feed, which receives everything).
+    filter: StreamFilter | None = None
     token_id: int | None = None
     session_key: str | None = None
     expires_at: float | None = None
@@ -78,11 +87,16 @@ class StreamHub:
 
     def __init__(self) -> None:
         self._by_session: dict[int, set[StreamConnection]] = {}
+        # Candidates for an event: the streams of the principal its user_id names, and of the
+        # principals that are members of its account; each is then checked against its filter.
+        self._by_principal: dict[str, set[StreamConnection]] = {}
+        self._by_account: dict[str, set[StreamConnection]] = {}
         self._feeds: set[StreamConnection] = set()
         self._all: set[StreamConnection] = set()
         self._task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._keepalive_task: asyncio.Task[None] | None = None
+        self._reloads: set[asyncio.Task[None]] = set()
         self._ready = asyncio.Event()
         self._client: aioredis.Redis | None = None
 
@@ -120,6 +134,7 @@ class StreamHub:
             self._feeds.add(connection)
         else:
             self._by_session.setdefault(connection.session_id, set()).add(connection)
+        self._index(connection)
         await self._ready.wait()
 
     def detach(self, connection: StreamConnection) -> None:
@@ -128,11 +143,55 @@ class StreamHub:
         self._all.discard(connection)
         self._feeds.discard(connection)
         if connection.session_id is not None:
-            peers = self._by_session.get(connection.session_id)
-            if peers is not None:
-                peers.discard(connection)
-                if not peers:
-                    del self._by_session[connection.session_id]
+            _unindex(self._by_session, connection.session_id, connection)
+        self._unindex(connection)
+
+    def _index(self, connection: StreamConnection) -> None:
+        if connection.filter is None:
+            return
+        self._by_principal.setdefault(connection.filter.principal, set()).add(connection)
+        for account_id in connection.filter.member_of:
+            self._by_account.setdefault(account_id, set()).add(connection)
+
+    def _unindex(self, connection: StreamConnection) -> None:
+        if connection.filter is None:
+            return
+        _unindex(self._by_principal, connection.filter.principal, connection)
+        for account_id in connection.filter.member_of:
+            _unindex(self._by_account, account_id, connection)
+
+    def _targets(self, route: EventRoute) -> list[StreamConnection]:
+        candidates = set(self._by_principal.get(route.user_id or "", ()))
+        if route.account_id:
+            candidates |= self._by_account.get(route.account_id, set())
+        return [c for c in candidates if c.filter is not None and c.filter.matches(route)]
+
+    async def _reload_members(self, user_id: int | None, application_id: int | None) -> None:
+        """A principal's account memberships changed: re-read them for its open streams."""
+        mine = [
+            connection
+            for connection in self._all
+            if connection.filter is not None
+            and (connection.filter.user_id, connection.filter.application_id)
+            == (user_id, application_id)
+        ]
+        if not mine:
+            return
+        try:
+            member_of = await sync_to_async(_members_burst, thread_sensitive=False)(
+                user_id=user_id, application_id=application_id
+            )
+        except Exception:
+            # Its streams would go on matching stale accounts: close them; they reconnect.
+            logger.exception("could not reload account memberships; closing the streams")
+            for connection in mine:
+                connection.offer(("close", "resync"))
+            return
+        for connection in mine:
+            if connection in self._all and connection.filter is not None:
+                self._unindex(connection)
+                connection.filter = replace(connection.filter, member_of=member_of)
+                self._index(connection)
 
     async def publish(self, message: dict[str, Any]) -> None:
         """Publish from a request (takeover, release). Through the process's sync client, which
@@ -203,14 +262,10 @@ class StreamHub:
             kind = message.get("t")
             if kind == "event":
                 data = message["event"]
+                targets = self._targets(EventRoute(**message["route"]))
                 # Encoded once per process, to bytes, not once per stream: fan-out to a thousand
                 # streams then costs a thousand queue puts and socket writes, not a thousand
                 # dumps() and encode()s.
-                targets = [
-                    connection
-                    for session_id in message["sessions"]
-                    for connection in self._by_session.get(session_id, ())
-                ]
                 if targets:
                     frame = event_frame(data["type"], data, data["id"]).encode()
                     item = ("event", (data["id"], frame))
@@ -229,6 +284,11 @@ class StreamHub:
                 for connection in self._by_session.get(message["session"], ()):
                     if connection.released is not None:
                         connection.released.set()
+            elif kind == "members":
+                reload = self._reload_members(message["user_id"], message["application_id"])
+                task = asyncio.get_running_loop().create_task(reload)
+                self._reloads.add(task)
+                task.add_done_callback(self._reloads.discard)
             elif kind == "logout":
                 token_id, session_key = message.get("token_id"), message.get("session_key")
                 for connection in self._all:
@@ -238,6 +298,23 @@ class StreamHub:
                         connection.offer(("logout", "token_revoked" if token_id else "logout"))
         except Exception:
             logger.exception("bad stream bus message: %r", message)
+
+
+def _unindex(
+    index: dict[Any, set[StreamConnection]], key: Any, connection: StreamConnection
+) -> None:
+    peers = index.get(key)
+    if peers is not None:
+        peers.discard(connection)
+        if not peers:
+            del index[key]
+
+
+def _members_burst(*, user_id: int | None, application_id: int | None) -> frozenset[str]:
+    try:
+        return member_account_ids(user_id=user_id, application_id=application_id)
+    finally:
+        connections.close_all()
 
 
 def _heartbeat_burst(*, connection_ids: list[uuid.UUID]) -> list[uuid.UUID]:

@@ -21,7 +21,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from django_eventstream.utils import sse_encode_event
 
@@ -118,6 +118,55 @@ def principal_account_ids(*, principal: StreamPrincipal) -> set[str]:
     return set(
         AccountMember.objects.filter(_member_filter(principal)).values_list("account_id", flat=True)
     )
+
+
+def member_account_ids(*, user_id: int | None, application_id: int | None) -> frozenset[str]:
+    """principal_account_ids, for a principal known by its user or application id."""
+    members = (
+        AccountMember.objects.filter(user_id=user_id)
+        if user_id is not None
+        else AccountMember.objects.filter(user__isnull=True, application_id=application_id)
+    )
+    return frozenset(members.values_list("account_id", flat=True))
+
+
+@dataclass(frozen=True, slots=True)
+class EventRoute:
+    """What the rule below reads of an event: its type and routing attributes."""
+
+    type_id: str
+    user_id: str | None
+    account_id: str | None
+    ticket_number: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFilter:
+    """What one stream receives, kept in memory by the process holding the stream: the live
+    side of the rule whose replay side is `stream_session_events` (tests/streams/
+    test_replay_rule.py checks that both agree). Matching in memory, when the bus delivers the
+    event, is what lets routing skip the database for streams altogether."""
+
+    principal: str
+    user_id: int | None
+    application_id: int | None
+    kinds: frozenset[str]
+    account_ids: frozenset[str]  # accountIds: the accounts whose `accountStatus` it wants
+    ticket_number: str
+    member_of: frozenset[str]  # the principal's accounts (refreshed when membership changes)
+
+    def matches(self, event: EventRoute) -> bool:
+        if event.type_id not in self.kinds:
+            return False
+        if event.user_id != self.principal and event.account_id not in self.member_of:
+            return False
+        if event.type_id == "accountStatus" and event.account_id not in self.account_ids:
+            return False
+        return not (
+            event.type_id == "ticket"
+            and self.ticket_number
+            and event.ticket_number != self.ticket_number
+        )
 
 
 def stream_holder_silent_before(now: datetime) -> datetime:
@@ -284,7 +333,7 @@ def stream_session_events(
     account_id is one the principal is a member of), narrowed by its accountIds for
     `accountStatus` and its ticket number for `ticket`.
 
-    The same rule as `_matching_sessions`, read the other way (sessions for an event there,
+    The same rule as `StreamFilter.matches`, read the other way (streams for an event there,
     events for a session here); tests/streams/test_replay_rule.py checks they agree.
     """
     kinds = set(session.kinds)
@@ -388,31 +437,6 @@ def stream_sessions_trim() -> int:
 # --- Routing (the delivery channel) ---
 
 
-def _matching_sessions(event: Event) -> list[int]:
-    cutoff = timezone.now() - settings.NOTIFYHUB_STREAM_RECONNECT_WINDOW
-    # Connected (its process heartbeating within the window; a dead one's window runs from its
-    # last heartbeat), or disconnected within the window.
-    sessions = StreamSession.objects.filter(kinds_csv__contains=f",{event.type_id},").filter(
-        Q(disconnected_at__isnull=True, seen_at__gte=cutoff) | Q(disconnected_at__gte=cutoff)
-    )
-    belongs = Q(pk__in=[])
-    if event.user_id:
-        belongs |= Q(principal=event.user_id)
-    if event.account_id:
-        members = AccountMember.objects.filter(account_id=event.account_id)
-        belongs |= Exists(members.filter(user_id=OuterRef("principal_user_id"))) | Exists(
-            members.filter(user__isnull=True, application_id=OuterRef("principal_application_id"))
-        )
-    sessions = sessions.filter(belongs)
-    if event.type_id == "accountStatus":
-        if not event.account_id:
-            return []
-        sessions = sessions.filter(account_ids_csv__contains=f",{event.account_id},")
-    if event.type_id == "ticket":
-        sessions = sessions.filter(Q(ticket_number="") | Q(ticket_number=event.ticket_number or ""))
-    return list(sessions.values_list("pk", flat=True))
-
-
 def bus_publish(message: JSONDict) -> None:
     """Publish one message to every web process's streams."""
     try:
@@ -422,17 +446,28 @@ def bus_publish(message: JSONDict) -> None:
         logger.exception("stream bus publish failed")
 
 
+def event_route_of(event: Event) -> EventRoute:
+    return EventRoute(
+        type_id=event.type_id,
+        user_id=event.user_id,
+        account_id=event.account_id,
+        ticket_number=event.ticket_number,
+    )
+
+
 class StreamChannel:
-    """After commit, pushes each event to the web processes holding the streams of the sessions
-    it matches (and to the admin's live page); writes nothing: the event row is the replay."""
+    """After commit, publishes each event once on the bus; every web process hands it to the
+    streams it holds whose filters match (and to the admin's live page). Routing reads and
+    writes nothing for streams: the event row is the replay, and the match runs in memory."""
 
     name = "stream"
 
     def route(self, *, event: Event) -> None:
-        # Disconnected sessions within their window are named too: one may be reconnecting
-        # right now, after its replay has read the log but before this event commits.
-        session_ids = _matching_sessions(event)
-        message = {"t": "event", "sessions": session_ids, "event": event_frame_data(event)}
+        message = {
+            "t": "event",
+            "route": asdict(event_route_of(event)),
+            "event": event_frame_data(event),
+        }
         transaction.on_commit(lambda: bus_publish(message), robust=True)
 
 
@@ -448,6 +483,18 @@ def revoked_token_logout(sender: type, instance: Any, **kwargs: Any) -> None:
     """post_delete receiver for AccessToken: DOT revokes by deleting, so its streams end."""
     token_id = instance.pk
     transaction.on_commit(lambda: stream_logout_publish(token_id=token_id), robust=True)
+
+
+def account_membership_changed(sender: type, instance: AccountMember, **kwargs: Any) -> None:
+    """post_save/post_delete receiver for AccountMember: the processes holding the principal's
+    streams reload its accounts, so a member removed from an account stops receiving its
+    events at once, and one added starts."""
+    message = {
+        "t": "members",
+        "user_id": instance.user_id,
+        "application_id": instance.application_id,
+    }
+    transaction.on_commit(lambda: bus_publish(message), robust=True)
 
 
 def session_logout(sender: type, request: Any, user: Any, **kwargs: Any) -> None:

@@ -40,6 +40,7 @@ from subscriptions.streamhub import StreamConnection, hub
 from subscriptions.streams import (
     REPLAY_PAGE_SIZE,
     STREAM_KINDS,
+    StreamFilter,
     StreamOpened,
     StreamPrincipal,
     event_frame,
@@ -240,7 +241,7 @@ def _open(
     who: StreamPrincipal | str,
     params: "StreamParams | None",
     params_error: errors.HubError | None,
-) -> tuple[StreamPrincipal, StreamOpened]:
+) -> tuple[StreamPrincipal, StreamOpened, StreamFilter]:
     """One database burst: authenticate a bearer token, then (401 before 422 before 403)
     validate, authorize the accounts and open the session."""
     principal = _principal_for_bearer(who) if isinstance(who, str) else who
@@ -258,7 +259,16 @@ def _open(
         ticket_number=params.ticket_number,
         last_event_id=params.last_event_id,
     )
-    return principal, opened
+    stream_filter = StreamFilter(
+        principal=principal.name,
+        user_id=principal.user_id,
+        application_id=principal.application_id,
+        kinds=frozenset(params.kinds),
+        account_ids=frozenset(params.account_ids),
+        ticket_number=params.ticket_number,
+        member_of=frozenset(allowed),
+    )
+    return principal, opened, stream_filter
 
 
 # --- The stream ---
@@ -403,7 +413,9 @@ async def push_subscribe(request: HttpRequest) -> HttpResponse:
             params = StreamParams(request)
         except errors.HubError as error:
             params_error = error
-        principal, opened = await db_burst(_open, who=who, params=params, params_error=params_error)
+        principal, opened, stream_filter = await db_burst(
+            _open, who=who, params=params, params_error=params_error
+        )
     except errors.HubError as error:
         return errors.json_error(error)
     except Exception:
@@ -412,6 +424,7 @@ async def push_subscribe(request: HttpRequest) -> HttpResponse:
     connection = StreamConnection(
         session_id=opened.session_id,
         connection_id=opened.connection_id,
+        filter=stream_filter,
         token_id=principal.token_id,
         session_key=principal.session_key,
         expires_at=principal.expires_at,

@@ -6,6 +6,7 @@ import time
 import httpx
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import transaction
 from django.test import Client
 
 from notifyhub.models import Account, AccountMember
@@ -264,3 +265,29 @@ def test_an_idle_stream_gets_a_keep_alive_comment_every_interval(transactional_d
         assert received.count(b": keep-alive\n\n") >= 3
     finally:
         server.stop()
+
+
+def test_account_membership_changes_reach_open_streams(daphne, member):
+    Account.objects.create(id="gamma", name="Gamma")
+    stream = open_stream(
+        daphne.url, token=member.token, params={"clientId": "web", "kinds": "newMessage"}
+    )
+    try:
+        assert stream.status == 200
+        stream.next()
+        acme = ingest("newMessage", account_id="acme", n=0)
+        assert [sse.id for sse in stream.events(1)] == [acme]
+        # One transaction: whichever reload the stream's process runs reads both changes.
+        with transaction.atomic():
+            AccountMember.objects.filter(user=member.user, account_id="acme").delete()
+            AccountMember.objects.create(user=member.user, account_id="gamma")
+        deadline = time.monotonic() + 10
+        gamma: list[str] = []
+        while not gamma and time.monotonic() < deadline:
+            sent = ingest("newMessage", account_id="gamma", at=time.monotonic())  # never a repeat
+            gamma = [sse.id for sse in stream.nothing_more(wait=0.5) if sse.id == sent]
+        assert gamma, "an account joined while connected never reached the stream"
+        ingest("newMessage", account_id="acme", n=1)
+        assert all(data(sse).get("account_id") != "acme" for sse in stream.nothing_more(wait=1))
+    finally:
+        stream.close()

@@ -1,6 +1,6 @@
-"""Routing and replay apply one rule from both ends: the sessions live delivery names for an
-event (`_matching_sessions`) are exactly the sessions whose replay reads it
-(`stream_session_events`), for every combination of kind, principal and filter below."""
+"""Live delivery and replay apply one rule from both ends: the streams whose in-memory filter
+takes an event (`StreamFilter.matches`) are exactly the sessions whose replay reads it from the
+log (`stream_session_events`), for every combination of kind, principal and filter below."""
 
 import itertools
 from datetime import timedelta
@@ -12,8 +12,10 @@ from events.models import Event
 from notifyhub.models import Account, AccountMember
 from subscriptions.models import StreamSession
 from subscriptions.streams import (
+    StreamFilter,
     StreamPrincipal,
-    _matching_sessions,
+    event_route_of,
+    member_account_ids,
     stream_session_events,
     stream_session_open,
 )
@@ -66,10 +68,26 @@ def test_live_routing_and_replay_agree_on_every_event_and_session(member, make_p
         {},
     ]
     kinds = ["newMessage", "newNotification", "accountStatus", "ticket", "loggedOut", "chat"]
+    filters = {
+        session.pk: StreamFilter(
+            principal=session.principal,
+            user_id=session.principal_user_id,
+            application_id=session.principal_application_id,
+            kinds=frozenset(session.kinds),
+            account_ids=frozenset(session.account_ids),
+            ticket_number=session.ticket_number,
+            member_of=member_account_ids(
+                user_id=session.principal_user_id,
+                application_id=session.principal_application_id,
+            ),
+        )
+        for session in StreamSession.objects.all()
+    }
     routed: set[tuple[int, str]] = set()
     for type_id, payload in itertools.product(kinds, attributes):
         event = Event.objects.get(id=ingest(type_id, **payload))
-        routed |= {(session_id, event.id) for session_id in _matching_sessions(event)}
+        route = event_route_of(event)
+        routed |= {(pk, event.id) for pk, f in filters.items() if f.matches(route)}
 
     since = timezone.now() - timedelta(minutes=1)
     replayable = {
