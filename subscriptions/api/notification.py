@@ -216,7 +216,11 @@ class NotificationPageApi(APIView):
         size = subscription.notification_page_size
         raw_size = request.query_params.get("size")
         if raw_size is not None:
-            if not raw_size.isdigit() or not 1 <= int(raw_size) <= settings.NOTIFYHUB_MAX_PAGE_SIZE:
+            # isdecimal, not isdigit: int() refuses digits such as '²'.
+            if (
+                not raw_size.isdecimal()
+                or not 1 <= int(raw_size) <= settings.NOTIFYHUB_MAX_PAGE_SIZE
+            ):
                 raise errors.ValidationFailed(
                     f"size: an integer from 1 to {settings.NOTIFYHUB_MAX_PAGE_SIZE}", field="size"
                 )

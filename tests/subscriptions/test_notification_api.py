@@ -186,7 +186,7 @@ def test_the_remaining_count_follows_the_queue(consumer, subscription):
     assert status["number_of_remaining_notifications"] == 4
 
 
-@pytest.mark.parametrize("size", ["0", "1001", "abc", "-1", "1.5"])
+@pytest.mark.parametrize("size", ["0", "1001", "abc", "-1", "1.5", "²", "1²"])
 def test_an_invalid_size_is_400(consumer, subscription, size):
     response = consumer.api().get(f"{BASE}/{subscription['id']}/notifications", {"size": size})
     assert response.status_code == 400
