@@ -11,8 +11,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from notifyhub import errors
-from notifyhub.formats import iso_utc
 from notifyhub.models import identifier_validator
+from subscriptions.messages import notification_page_item
 from subscriptions.models import Subscription
 from subscriptions.selectors import (
     subscription_get,
@@ -20,7 +20,6 @@ from subscriptions.selectors import (
     subscription_remaining,
 )
 from subscriptions.services import (
-    ClaimedNotification,
     notifications_claim_page,
     subscription_create,
     subscription_delete,
@@ -97,21 +96,6 @@ class NotificationPageOutput(serializers.Serializer):
     page = serializers.IntegerField()
     size = serializers.IntegerField()
     results = NotificationItemOutput(many=True)
-
-
-def notification_item(item: ClaimedNotification) -> dict[str, object]:
-    """One page item, shaped as NotificationItemOutput documents it.
-
-    Built by hand on this hot path: the serializer cost ~0.1 ms per item (10 ms of a 100-item
-    page). tests/subscriptions/test_notification_api.py checks that both agree.
-    """
-    return {
-        "id": item.event_id,
-        "event_type_id": item.type_id,
-        "created_at": iso_utc(item.created_at),
-        "expires_at": iso_utc(item.expires_at),
-        "payload": item.payload,
-    }
 
 
 def subscription_output(subscription: Subscription) -> dict[str, object]:
@@ -226,7 +210,16 @@ class NotificationPageApi(APIView):
                 )
             size = int(raw_size)
         page, claimed = notifications_claim_page(subscription=subscription, size=size)
-        results = [notification_item(item) for item in claimed]
+        results = [
+            notification_page_item(
+                event_id=item.event_id,
+                type_id=item.type_id,
+                payload=item.payload,
+                created_at=item.created_at,
+                expires_at=item.expires_at,
+            )
+            for item in claimed
+        ]
         return Response({"page": page, "size": len(results), "results": results})
 
 

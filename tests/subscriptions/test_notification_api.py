@@ -211,24 +211,23 @@ def test_inactive_subscriptions_receive_nothing(consumer, subscription):
 
 
 def test_hand_built_page_items_match_the_documented_serializer():
-    from subscriptions.api.notification import NotificationItemOutput, notification_item
-    from subscriptions.services import ClaimedNotification
+    from subscriptions.api.notification import NotificationItemOutput
+    from subscriptions.messages import notification_page_item
 
-    item = ClaimedNotification(
-        id=1,
-        event_id="01J",
-        type_id="chat",
-        payload={"a": [1, {"b": None}]},
-        created_at=timezone.now(),
-        expires_at=timezone.now() + timedelta(hours=6),
-    )
+    item = {
+        "event_id": "01J",
+        "type_id": "chat",
+        "payload": {"a": [1, {"b": None}]},
+        "created_at": timezone.now(),
+        "expires_at": timezone.now() + timedelta(hours=6),
+    }
     documented = NotificationItemOutput(
         {
-            "id": item.event_id,
-            "event_type_id": item.type_id,
-            "created_at": item.created_at,
-            "expires_at": item.expires_at,
-            "payload": item.payload,
+            "id": item["event_id"],
+            "event_type_id": item["type_id"],
+            "created_at": item["created_at"],
+            "expires_at": item["expires_at"],
+            "payload": item["payload"],
         }
     ).data
-    assert notification_item(item) == dict(documented)
+    assert notification_page_item(**item) == dict(documented)
