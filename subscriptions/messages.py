@@ -1,10 +1,17 @@
-"""The Integration API's notification object, the same for its FIFO pull and its webhook push."""
+"""The notification objects that leave the hub, in the shape of each surface that carries them.
+
+- The Integration API's object, the same for its FIFO pull and its webhook push.
+- The Notification API's page item, written twice: in Python, and as a PostgreSQL expression so
+  the paged pull's claim statement can render a whole page (tests/subscriptions/
+  test_page_rendering.py checks that both agree with the documented serializer).
+"""
 
 from datetime import datetime
 from typing import Any
 
 from rest_framework import serializers
 
+from notifyhub.formats import iso_utc, iso_utc_sql
 from notifyhub.types import JSONDict
 
 
@@ -34,3 +41,37 @@ def integration_message(
             "expires_at": expires_at,
         }
     ).data
+
+
+def notification_page_item(
+    *,
+    event_id: str,
+    type_id: str,
+    payload: JSONDict,
+    created_at: datetime,
+    expires_at: datetime,
+) -> dict[str, Any]:
+    """`{"id", "event_type_id", "created_at", "expires_at", "payload"}`: one item of a page.
+
+    Built by hand, not by the Notification API's NotificationItemOutput that documents it: the
+    serializer cost ~0.1 ms per item (10 ms of a 100-item page).
+    """
+    return {
+        "id": event_id,
+        "event_type_id": type_id,
+        "created_at": iso_utc(created_at),
+        "expires_at": iso_utc(expires_at),
+        "payload": payload,
+    }
+
+
+def notification_page_item_sql(*, event: str, queued: str) -> str:
+    """`notification_page_item` as a PostgreSQL `json` expression over an events_event row and
+    its subscriptions_notification row (the aliases `event` and `queued`): the same keys in the
+    same order, the same value formats, and the payload as jsonb writes it."""
+    return (
+        f"json_build_object('id', {event}.id, 'event_type_id', {event}.type_id,"
+        f" 'created_at', {iso_utc_sql(f'{queued}.created_at')},"
+        f" 'expires_at', {iso_utc_sql(f'{queued}.expires_at')},"
+        f" 'payload', {event}.payload)"
+    )

@@ -2,9 +2,16 @@
 
 import uuid
 
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from subscriptions.models import Delivery, Notification, Subscription
+
+
+def subscriptions_visible(*, client_id: str) -> QuerySet[Subscription]:
+    """The subscriptions `client_id` may see: its own (the claim statement of the paged pull
+    embeds this query too, so the rule stays written once)."""
+    return Subscription.objects.filter(client_id=client_id)
 
 
 def subscription_get_visible(*, client_id: str, subscription_id: str) -> Subscription | None:
@@ -13,7 +20,7 @@ def subscription_get_visible(*, client_id: str, subscription_id: str) -> Subscri
         pk = uuid.UUID(subscription_id)
     except ValueError:
         return None
-    return Subscription.objects.filter(pk=pk, client_id=client_id).first()
+    return subscriptions_visible(client_id=client_id).filter(pk=pk).first()
 
 
 def subscription_get(*, subscription_id: str) -> Subscription | None:

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -15,7 +16,9 @@ from events.models import Event
 from events.selectors import event_types_missing
 from notifyhub import errors
 from notifyhub.types import JSONDict
+from subscriptions.messages import notification_page_item, notification_page_item_sql
 from subscriptions.models import Notification, Subscription, SubscriptionEventType
+from subscriptions.selectors import subscription_get_visible, subscriptions_visible
 from subscriptions.webhooks import webhook_secret_generate
 
 logger = logging.getLogger(__name__)
@@ -31,6 +34,15 @@ class ClaimedNotification:
     payload: JSONDict
     created_at: datetime
     expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedPage:
+    """A page of notifications handed out exactly once, already rendered as JSON."""
+
+    number: int  # how many pages the subscription has read, this one included
+    size: int  # how many items `results_json` holds
+    results_json: str  # a JSON array of `subscriptions.messages.notification_page_item`s
 
 
 @transaction.atomic
@@ -213,16 +225,116 @@ def _claim(claim: _Claim, limit: int) -> tuple[int, list[ClaimedNotification]]:
 
 
 def notifications_claim_page(
-    *, subscription: Subscription, size: int
-) -> tuple[int, list[ClaimedNotification]]:
-    """Hand out the next `size` notifications of a subscription, oldest first, each only once.
+    *, client_id: str, subscription_id: str, size: int | None
+) -> ClaimedPage | None:
+    """Hand out the next `size` notifications (the subscription's page size if None) of a
+    subscription `client_id` may see, oldest first, each only once.
 
-    Returns the page number (how many pages this subscription has read) and the page.
+    None for a foreign or an unknown subscription alike, which then stays untouched.
     """
+    if connection.vendor == "postgresql":
+        return _claim_page_postgresql(
+            client_id=client_id, subscription_id=subscription_id, size=size
+        )
+    return _claim_page_portable(client_id=client_id, subscription_id=subscription_id, size=size)
+
+
+def _claim_page_postgresql(
+    *, client_id: str, subscription_id: str, size: int | None
+) -> ClaimedPage | None:
+    """The paged claim as one statement and one round trip that also renders the page:
+    check visibility, pick the oldest live rows (skipping rows other readers hold), delete
+    them, count the page on the subscription, and build the items' JSON array.
+
+    PostgreSQL writes the JSON (`notification_page_item_sql`), so no payload or timestamp is
+    decoded into Python objects only to be encoded again. See `_claim_postgresql` for why
+    `FOR UPDATE SKIP LOCKED` and why one statement.
+    """
+    try:
+        pk = uuid.UUID(subscription_id)
+    except ValueError:
+        return None
+    now = timezone.now()
+    visible_sql, visible_params = (
+        subscriptions_visible(client_id=client_id)
+        .filter(pk=pk)
+        .order_by()
+        .values("id", "notification_page_size")
+        .query.sql_with_params()
+    )
+    notification = Notification._meta.db_table
+    subscription = Subscription._meta.db_table
+    event = Event._meta.db_table
+    item = notification_page_item_sql(event="e", queued="c")
+    # - `picked` names the subscription by the literal id, not through `visible`, so the planner
+    #   knows which queue it reads (and walks notification_queue_order); EXISTS gates it, so a
+    #   foreign caller never scans, locks or deletes anything.
+    # - LIMIT: with `size` given, coalesce() folds to that constant at planning time.
+    # - DELETE ... = ANY(ARRAY(...)) deletes by primary key whatever the planner guesses of
+    #   `picked`: with the page size unknown at planning time it guesses 10% of the queue, and
+    #   a join on `picked` would then hash the whole queue table.
+    # - Concurrent readers of one subscription take disjoint rows (SKIP LOCKED), then queue on
+    #   the update of its row, so each page gets a number of its own.
+    # - The results are aggregated in a subquery, so a visible subscription with an empty queue
+    #   still answers one row (`[]`), and an invisible one answers none (`touched` is empty).
+    sql = f"""
+        WITH visible AS ({visible_sql}),
+        picked AS (
+            SELECT id FROM {notification}
+            WHERE subscription_id = %s AND expires_at > %s AND EXISTS (SELECT FROM visible)
+            ORDER BY id
+            LIMIT coalesce(%s, (SELECT notification_page_size FROM visible))
+            FOR UPDATE SKIP LOCKED
+        ),
+        claimed AS (
+            DELETE FROM {notification} WHERE id = ANY (ARRAY (SELECT id FROM picked))
+            RETURNING id, event_id, created_at, expires_at
+        ),
+        touched AS (
+            UPDATE {subscription} AS s SET pages_read = s.pages_read + 1, last_request_date = %s
+            FROM visible WHERE s.id = visible.id
+            RETURNING s.pages_read
+        )
+        SELECT touched.pages_read, page.size, page.results
+        FROM touched, (
+            SELECT count(*) AS size, coalesce(json_agg({item} ORDER BY c.id), '[]')::text AS results
+            FROM claimed AS c JOIN {event} AS e ON e.id = c.event_id
+        ) AS page
+    """  # noqa: S608 - the SQL is built by the ORM and from our models' table names
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*visible_params, pk, now, size, now])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    number, count, results = row
+    return ClaimedPage(number=number, size=count, results_json=results)
+
+
+def _claim_page_portable(
+    *, client_id: str, subscription_id: str, size: int | None
+) -> ClaimedPage | None:
+    """The same paged claim on any database: look the subscription up, claim (`_claim`), and
+    render the items in Python."""
+    subscription = subscription_get_visible(client_id=client_id, subscription_id=subscription_id)
+    if subscription is None:
+        return None
     claim = _Claim(
         queue=Q(subscription_id=subscription.pk), touched=Q(pk=subscription.pk), count_page=True
     )
-    return _claim(claim, size)
+    number, claimed = _claim(claim, subscription.notification_page_size if size is None else size)
+    results = [
+        notification_page_item(
+            event_id=item.event_id,
+            type_id=item.type_id,
+            payload=item.payload,
+            created_at=item.created_at,
+            expires_at=item.expires_at,
+        )
+        for item in claimed
+    ]
+    # Written as DRF's JSONRenderer writes (UTF-8, compact, no NaN), so the page reads the same.
+    text = json.dumps(results, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return ClaimedPage(number=number, size=len(results), results_json=text)
 
 
 def notification_claim_next(*, client_id: str) -> ClaimedNotification | None:

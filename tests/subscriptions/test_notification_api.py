@@ -186,7 +186,7 @@ def test_the_remaining_count_follows_the_queue(consumer, subscription):
     assert status["number_of_remaining_notifications"] == 4
 
 
-@pytest.mark.parametrize("size", ["0", "1001", "abc", "-1", "1.5"])
+@pytest.mark.parametrize("size", ["0", "1001", "abc", "-1", "1.5", "²", "1²"])
 def test_an_invalid_size_is_400(consumer, subscription, size):
     response = consumer.api().get(f"{BASE}/{subscription['id']}/notifications", {"size": size})
     assert response.status_code == 400
@@ -211,24 +211,23 @@ def test_inactive_subscriptions_receive_nothing(consumer, subscription):
 
 
 def test_hand_built_page_items_match_the_documented_serializer():
-    from subscriptions.api.notification import NotificationItemOutput, notification_item
-    from subscriptions.services import ClaimedNotification
+    from subscriptions.api.notification import NotificationItemOutput
+    from subscriptions.messages import notification_page_item
 
-    item = ClaimedNotification(
-        id=1,
-        event_id="01J",
-        type_id="chat",
-        payload={"a": [1, {"b": None}]},
-        created_at=timezone.now(),
-        expires_at=timezone.now() + timedelta(hours=6),
-    )
+    item = {
+        "event_id": "01J",
+        "type_id": "chat",
+        "payload": {"a": [1, {"b": None}]},
+        "created_at": timezone.now(),
+        "expires_at": timezone.now() + timedelta(hours=6),
+    }
     documented = NotificationItemOutput(
         {
-            "id": item.event_id,
-            "event_type_id": item.type_id,
-            "created_at": item.created_at,
-            "expires_at": item.expires_at,
-            "payload": item.payload,
+            "id": item["event_id"],
+            "event_type_id": item["type_id"],
+            "created_at": item["created_at"],
+            "expires_at": item["expires_at"],
+            "payload": item["payload"],
         }
     ).data
-    assert notification_item(item) == dict(documented)
+    assert notification_page_item(**item) == dict(documented)
