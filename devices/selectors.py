@@ -1,6 +1,6 @@
-"""Reads: a device with its tokens, what the admin counts, and the tokens an event reaches."""
+"""Reads: a device with its tokens, and what the admin counts."""
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch
 
 from devices.models import Device, Preference, Registration
 
@@ -24,15 +24,3 @@ def device_get(*, account_id: str, app_name: str, device_id: str) -> Device | No
 def devices_count() -> int:
     """Every registered device (the admin index counter)."""
     return Device.objects.count()
-
-
-def registrations_for_event(
-    *, account_id: str, type_id: str, device_id: str | None
-) -> QuerySet[Registration]:
-    """Active tokens of the account whose preferences include the event type."""
-    registrations = Registration.objects.filter(
-        active=True, device__account_id=account_id, preferences__name=type_id
-    )
-    if device_id is not None:
-        registrations = registrations.filter(device__device_id=device_id)
-    return registrations

@@ -1,5 +1,6 @@
 """Rules that write: API keys, event ingestion (validate, dedupe, store, route)."""
 
+import functools
 import hashlib
 import json
 import logging
@@ -10,13 +11,14 @@ from typing import Any
 
 import jsonschema
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from events.channels import channels_all
 from events.models import ApiKey, Event, EventType, new_event_id
 from events.selectors import event_type_get_cached
 from notifyhub import errors
+from notifyhub.sql import sql_names
 from notifyhub.types import JSONDict
 
 logger = logging.getLogger(__name__)
@@ -125,28 +127,64 @@ def event_ingest(
         created_at=timezone.now(),
         **{name: _routing_attribute(payload, name) for name in ROUTING_ATTRIBUTES},
     )
-    try:
-        with transaction.atomic():
-            # The unique index on (producer, idempotency_key) is the arbiter: a concurrent
-            # request with the same key blocks on this INSERT until the winner commits, then
-            # fails it; no read-before-write window exists.
-            candidate.save(force_insert=True)
+    # No savepoint: a duplicate no longer raises (ON CONFLICT), so there is nothing to recover
+    # from; any error aborts the caller's transaction too, and an event is never stored unrouted.
+    with transaction.atomic(savepoint=False):
+        stored_now = _event_insert(event=candidate)
+        if stored_now:
             event_route(event=candidate)
-    except IntegrityError:
-        stored = (
-            Event.objects.filter(producer=producer, idempotency_key=key)
-            .only("id", "created_at", "payload_hash")
-            .first()
+    if stored_now:
+        return IngestResult(event_id=candidate.id, created_at=candidate.created_at, duplicate=False)
+    stored = (
+        Event.objects.filter(producer=producer, idempotency_key=key)
+        .only("id", "created_at", "payload_hash")
+        .first()
+    )
+    if stored is None:
+        # The key was freed (the window sweep) between the conflict and this read.
+        raise IntegrityError(f"event {producer} {key!r} conflicted, then disappeared")
+    if stored.payload_hash != fingerprint:
+        raise IngestRefused(
+            "Idempotency-Key: this key was already used with a different event",
+            field="Idempotency-Key",
         )
-        if stored is None:
-            raise  # Not a duplicate: some other constraint failed, which is a bug.
-        if stored.payload_hash != fingerprint:
-            raise IngestRefused(
-                "Idempotency-Key: this key was already used with a different event",
-                field="Idempotency-Key",
-            ) from None
-        return IngestResult(event_id=stored.id, created_at=stored.created_at, duplicate=True)
-    return IngestResult(event_id=candidate.id, created_at=candidate.created_at, duplicate=False)
+    return IngestResult(event_id=stored.id, created_at=stored.created_at, duplicate=True)
+
+
+@functools.cache
+def _event_insert_sql(vendor: str) -> str:
+    """The event insert for this database vendor (built once); see `_event_insert`."""
+    e = sql_names(Event)
+    columns = ", ".join(getattr(e, field.name) for field in Event._meta.concrete_fields)
+    values = ", ".join(["%s"] * len(Event._meta.concrete_fields))
+    return f"""
+        INSERT INTO {e.table} ({columns}) VALUES ({values})
+        ON CONFLICT ({e.producer}, {e.idempotency_key}) WHERE {e.idempotency_key} IS NOT NULL
+        DO NOTHING
+        RETURNING {e.id}
+    """  # noqa: S608 - names from our models' _meta, values as parameters
+
+
+def _event_insert(*, event: Event) -> bool:
+    """Insert the event unless its idempotency key is taken; whether it was inserted.
+
+    The unique index on (producer, idempotency_key) is the arbiter: a concurrent insert of the
+    same key waits on this one until its transaction ends, then does nothing (PostgreSQL; SQLite
+    transactions are IMMEDIATE, so writers take turns). No read-before-write window exists.
+
+    Raw SQL because Model.save cannot say ON CONFLICT: it would raise IntegrityError, which
+    costs an exception and a savepoint around the insert so the transaction survives it.
+    """
+    fields = Event._meta.concrete_fields
+    params = [field.get_db_prep_save(getattr(event, field.attname), connection) for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(_event_insert_sql(connection.vendor), params)
+        inserted = cursor.fetchone() is not None
+    if inserted:
+        # The instance is now a stored row, as after save().
+        event._state.adding = False
+        event._state.db = connection.alias
+    return inserted
 
 
 def event_route(*, event: Event) -> None:

@@ -1,12 +1,16 @@
 """Routing: one queued notification per matching subscription, in a constant number of queries."""
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from events.channels import channels_all
+from events.models import Event
 from events.services import event_ingest
-from subscriptions.models import Notification
+from subscriptions.models import Delivery, Notification
 from subscriptions.services import notifications_purge_expired, subscription_create
 
 pytestmark = pytest.mark.django_db
@@ -26,15 +30,28 @@ def test_the_pull_channel_is_registered():
     assert "pull" in {channel.name for channel in channels_all()}
 
 
+def subscribe(index):
+    # Every other subscription also pushes, so the webhook outbox has rows to write too.
+    subscription_create(
+        client_id=f"c-{index}",
+        event_type_ids=["chat"],
+        subscribed_by="a",
+        notification_url=f"https://hooks.example/{index}" if index % 2 == 0 else "",
+    )
+
+
 def test_ingest_cost_does_not_grow_with_the_number_of_subscriptions():
-    subscription_create(client_id="c-0", event_type_ids=["chat"], subscribed_by="a")
+    subscribe(0)
     ingest(0)  # Warm the per-process catalogue cache, so both counts below are steady-state.
     with_one = queries_to_ingest(1)
     for index in range(1, 50):
-        subscription_create(client_id=f"c-{index}", event_type_ids=["chat"], subscribed_by="a")
+        subscribe(index)
     with_fifty = queries_to_ingest(2)
-    assert with_fifty == with_one
+    # The event's INSERT ... ON CONFLICT, then one INSERT ... SELECT each for the pull queues
+    # and the webhook outbox (the stream and device channels have nothing to match here).
+    assert with_one == with_fifty == 3
     assert Notification.objects.filter(event__payload__n=2).count() == 50
+    assert Delivery.objects.filter(event__payload__n=2).count() == 25
 
 
 def test_only_subscriptions_to_the_type_get_a_notification():
@@ -44,20 +61,27 @@ def test_only_subscriptions_to_the_type_get_a_notification():
     assert list(Notification.objects.values_list("subscription__client_id", flat=True)) == ["a"]
 
 
-def test_notifications_expire_after_their_subscriptions_retention():
-    from datetime import timedelta
-
+def test_notifications_and_deliveries_expire_after_their_subscriptions_retention():
     subscription = subscription_create(
-        client_id="a", event_type_ids=["chat"], subscribed_by="x", retention=timedelta(hours=72)
+        client_id="a",
+        event_type_ids=["chat"],
+        subscribed_by="x",
+        notification_url="https://hooks.example/a",
+        retention=timedelta(hours=72, microseconds=5),
     )
-    ingest(1)
+    event = Event.objects.get(id=ingest(1).event_id)
+    expires_at = event.created_at + timedelta(hours=72, microseconds=5)
     notification = Notification.objects.get(subscription=subscription)
-    assert notification.expires_at - notification.created_at == timedelta(hours=72)
+    delivery = Delivery.objects.get(subscription=subscription)
+    assert (notification.created_at, notification.expires_at) == (event.created_at, expires_at)
+    assert (delivery.created_at, delivery.expires_at) == (event.created_at, expires_at)
+    # The database computes the sum: an exact match proves it is stored as the ORM stores
+    # datetimes (on SQLite a text comparison).
+    assert Notification.objects.filter(expires_at=expires_at).exists()
+    assert Delivery.objects.filter(expires_at=expires_at, next_attempt_at=event.created_at).exists()
 
 
 def test_the_purge_deletes_only_expired_rows():
-    from django.utils import timezone
-
     subscription_create(client_id="a", event_type_ids=["chat"], subscribed_by="x")
     for n in range(3):
         ingest(n)
