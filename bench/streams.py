@@ -408,6 +408,10 @@ async def measure(server: Server, pg: PrivatePostgres, seq0: int) -> dict[str, o
 
         receipts = Receipts()
         clients = await open_many(server, 100, receipts, start=20_000)
+        # Steady state, as for the fan-out: let the connect storm (each new stream's replay is a
+        # database burst) settle first. Without this pause notifyhub's first ~8 events waited
+        # up to 1.4 s behind 100 simultaneous replays (docs/benchmarks.md).
+        await asyncio.sleep(3)
         seqs: list[int] = []
         base = seq0 + 100
         started = time.perf_counter()
