@@ -107,27 +107,17 @@ def principal_for_user(*, user: Any, session_key: str | None) -> StreamPrincipal
     )
 
 
-def _member_filter(principal: StreamPrincipal) -> Q:
-    if principal.user_id is not None:
-        return Q(user_id=principal.user_id)
-    return Q(application_id=principal.application_id)
-
-
-def principal_account_ids(*, principal: StreamPrincipal) -> set[str]:
-    """Every account the principal is a member of (the accounts it may watch)."""
-    return set(
-        AccountMember.objects.filter(_member_filter(principal)).values_list("account_id", flat=True)
-    )
+def _memberships(*, user_id: int | None, application_id: int | None) -> QuerySet[AccountMember]:
+    """A principal's account memberships: a user's, or an application's acting as itself."""
+    if user_id is not None:
+        return AccountMember.objects.filter(user_id=user_id)
+    return AccountMember.objects.filter(user__isnull=True, application_id=application_id)
 
 
 def member_account_ids(*, user_id: int | None, application_id: int | None) -> frozenset[str]:
-    """principal_account_ids, for a principal known by its user or application id."""
-    members = (
-        AccountMember.objects.filter(user_id=user_id)
-        if user_id is not None
-        else AccountMember.objects.filter(user__isnull=True, application_id=application_id)
-    )
-    return frozenset(members.values_list("account_id", flat=True))
+    """Every account the principal is a member of (the accounts it may watch)."""
+    memberships = _memberships(user_id=user_id, application_id=application_id)
+    return frozenset(memberships.values_list("account_id", flat=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,12 +336,9 @@ def stream_session_events(
             if (session.ticket_number)
             else Q(type_id="ticket")
         )
-    if session.principal_user_id is not None:
-        members = AccountMember.objects.filter(user_id=session.principal_user_id)
-    else:
-        members = AccountMember.objects.filter(
-            user__isnull=True, application_id=session.principal_application_id
-        )
+    members = _memberships(
+        user_id=session.principal_user_id, application_id=session.principal_application_id
+    )
     belongs = Q(user_id=session.principal) | Q(account_id__in=members.values("account_id"))
     return Event.objects.filter(wanted, belongs, id__gt=after, created_at__gte=since).order_by("id")
 

@@ -44,7 +44,7 @@ from subscriptions.streams import (
     StreamOpened,
     StreamPrincipal,
     event_frame,
-    principal_account_ids,
+    member_account_ids,
     principal_for_token,
     principal_for_user,
     principal_from_ticket,
@@ -247,7 +247,7 @@ def _open(
     principal = _principal_for_bearer(who) if isinstance(who, str) else who
     if params_error is not None or params is None:
         raise params_error or errors.Unprocessable()
-    allowed = principal_account_ids(principal=principal)
+    allowed = member_account_ids(user_id=principal.user_id, application_id=principal.application_id)
     refused = [account for account in params.account_ids if account not in allowed]
     if refused:
         raise errors.Forbidden(f"accountIds: you may not watch account {refused[0]!r}")
@@ -266,7 +266,7 @@ def _open(
         kinds=frozenset(params.kinds),
         account_ids=frozenset(params.account_ids),
         ticket_number=params.ticket_number,
-        member_of=frozenset(allowed),
+        member_of=allowed,
     )
     return principal, opened, stream_filter
 
