@@ -1,17 +1,45 @@
 """Reads and visibility rules for subscriptions."""
 
 import uuid
+from dataclasses import dataclass
 
+from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from subscriptions.models import Delivery, Notification, Subscription
+from notifyhub.sql import sql_names
+from subscriptions.models import Delivery, Notification, Subscription, SubscriptionEventType
 
 
 def subscriptions_visible(*, client_id: str) -> QuerySet[Subscription]:
     """The subscriptions `client_id` may see: its own (the claim statement of the paged pull
     embeds this query too, so the rule stays written once)."""
     return Subscription.objects.filter(client_id=client_id)
+
+
+@dataclass(frozen=True)
+class SubscribersSql:
+    """The routing statements' shared part: the active subscriptions to one event type, as SQL
+    for an INSERT ... SELECT (alias `s`, the type as the last parameter)."""
+
+    source: str  # FROM ... WHERE ...: narrow it with `AND s.<column> ...`
+    expires_at: str  # the row's expiry: the first %s (the event's time) + s.retention
+    order_by: str  # Subscription's ordering, in which the ORM versions inserted the rows
+
+
+def subscribers_sql() -> SubscribersSql:
+    s = sql_names(Subscription)
+    w = sql_names(SubscriptionEventType)
+    return SubscribersSql(
+        source=(
+            f"FROM {s.table} AS s JOIN {w.table} AS w ON w.{w.subscription} = s.{s.id}"
+            f" WHERE w.{w.event_type} = %s AND s.{s.active}"
+        ),
+        # timestamptz + interval on PostgreSQL; on SQLite (text + bigint microseconds) Django's
+        # own django_format_dtdelta, which writes the sum in the text format the ORM writes.
+        expires_at=connection.ops.combine_duration_expression("+", ["%s", f"s.{s.retention}"]),
+        order_by=f"ORDER BY s.{s.subscription_date} DESC",
+    )
 
 
 def subscription_get_visible(*, client_id: str, subscription_id: str) -> Subscription | None:

@@ -20,7 +20,11 @@ from notifyhub.sql import sql_names
 from notifyhub.types import JSONDict
 from subscriptions.messages import notification_page_item, notification_page_item_sql
 from subscriptions.models import Notification, Subscription, SubscriptionEventType
-from subscriptions.selectors import subscription_get_visible, subscriptions_visible
+from subscriptions.selectors import (
+    subscribers_sql,
+    subscription_get_visible,
+    subscriptions_visible,
+)
 from subscriptions.webhooks import webhook_secret_generate
 
 logger = logging.getLogger(__name__)
@@ -104,19 +108,15 @@ def _notifications_enqueue_sql(vendor: str) -> str:
     """The pull queue's routing statement for this database vendor (built once)."""
     n = sql_names(Notification)
     s = sql_names(Subscription)
-    w = sql_names(SubscriptionEventType)
-    # timestamptz + interval on PostgreSQL; on SQLite (text + bigint microseconds) Django's own
-    # django_format_dtdelta, which writes the sum in the text format the ORM writes datetimes.
-    expires_at = connection.ops.combine_duration_expression("+", ["%s", f"s.{s.retention}"])
+    subscribers = subscribers_sql()
     # ORDER BY: ids (the FIFO order across a client's subscriptions) in Subscription's ordering,
     # as the ORM version gave them.
     return f"""
         INSERT INTO {n.table} ({n.subscription}, {n.event}, {n.created_at}, {n.expires_at})
-        SELECT s.{s.id}, %s, %s, {expires_at}
-        FROM {s.table} AS s JOIN {w.table} AS w ON w.{w.subscription} = s.{s.id}
-        WHERE w.{w.event_type} = %s AND s.{s.active}
-        ORDER BY s.{s.subscription_date} DESC
-    """  # noqa: S608 - names from our models' _meta, values as parameters
+        SELECT s.{s.id}, %s, %s, {subscribers.expires_at}
+        {subscribers.source}
+        {subscribers.order_by}
+    """
 
 
 def notifications_enqueue(*, event: Event) -> int:

@@ -46,8 +46,8 @@ from subscriptions.models import (
     Delivery,
     DeliveryAttempt,
     Subscription,
-    SubscriptionEventType,
 )
+from subscriptions.selectors import subscribers_sql
 
 logger = logging.getLogger(__name__)
 
@@ -124,10 +124,7 @@ def _deliveries_create_sql(vendor: str) -> str:
     """The webhook outbox's routing statement for this database vendor (built once)."""
     d = sql_names(Delivery)
     s = sql_names(Subscription)
-    w = sql_names(SubscriptionEventType)
-    # timestamptz + interval on PostgreSQL; on SQLite (text + bigint microseconds) Django's own
-    # django_format_dtdelta, which writes the sum in the text format the ORM writes datetimes.
-    expires_at = connection.ops.combine_duration_expression("+", ["%s", f"s.{s.retention}"])
+    subscribers = subscribers_sql()
     # ORDER BY: ids in Subscription's ordering, as the ORM version gave them. The rows of one
     # event tie on next_attempt_at, so this order is the order in which claims meet them.
     return f"""
@@ -135,13 +132,12 @@ def _deliveries_create_sql(vendor: str) -> str:
             {d.subscription}, {d.event}, {d.status}, {d.created_at}, {d.expires_at},
             {d.next_attempt_at}, {d.attempts}, {d.last_error}
         )
-        SELECT s.{s.id}, %s, %s, %s, {expires_at}, %s, 0, ''
-        FROM {s.table} AS s JOIN {w.table} AS w ON w.{w.subscription} = s.{s.id}
-        WHERE w.{w.event_type} = %s AND s.{s.active} AND s.{s.push_disabled_at} IS NULL
-            AND s.{s.notification_url} <> ''
-        ORDER BY s.{s.subscription_date} DESC
+        SELECT s.{s.id}, %s, %s, %s, {subscribers.expires_at}, %s, 0, ''
+        {subscribers.source}
+            AND s.{s.push_disabled_at} IS NULL AND s.{s.notification_url} <> ''
+        {subscribers.order_by}
         RETURNING {d.id}
-    """  # noqa: S608 - names from our models' _meta, values as parameters
+    """
 
 
 def deliveries_create(*, event: Event) -> list[int]:
