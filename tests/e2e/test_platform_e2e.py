@@ -57,6 +57,25 @@ def test_api_errors_over_http_are_json(daphne):
     assert response.headers["x-request-id"]
 
 
+def test_a_malformed_multipart_body_gets_the_api_error_body_not_twisted_html(daphne, producer):
+    # Twisted parsed every POST form body itself before daphne passed it on, and answered a
+    # multipart body it could not parse with its own HTML 400; daphne now leaves bodies to
+    # Django, so the API answers in its error format.
+    response = httpx.post(
+        f"{daphne.url}/v1/notifications",
+        content=b'{"event": {"type": "chat", "payload": {}}}',  # no multipart at all
+        headers={
+            "Authorization": f"Bearer {producer.token}",
+            "Api-Version": "3.0",
+            "Content-Type": "multipart/form-data; boundary=x",
+        },
+        timeout=10,
+    )
+    assert response.status_code == 415, response.text
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["code"] == "NOT000005"
+
+
 def thread_ids(pid: int) -> set[str]:
     return {entry.name for entry in Path(f"/proc/{pid}/task").iterdir()}
 
