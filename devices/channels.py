@@ -1,7 +1,10 @@
 """The device push channel: matching events owe a push to each interested phone token."""
 
-from devices.services import device_pushes_route
+from typing import Any
+
+from devices.services import device_pushes_routing_statement
 from devices.tasks import device_pushes_enqueue
+from events.channels import RoutingStatement
 from events.models import Event
 
 
@@ -10,5 +13,9 @@ class DevicePushChannel:
 
     name = "device_push"
 
-    def route(self, *, event: Event) -> None:
-        device_pushes_enqueue(push_ids=device_pushes_route(event=event))
+    def routing_statement(self, *, event: Event) -> RoutingStatement | None:
+        return device_pushes_routing_statement(event=event)
+
+    def routed(self, *, event: Event, row_ids: list[Any]) -> None:
+        if row_ids:
+            device_pushes_enqueue(push_ids=row_ids)

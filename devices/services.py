@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from devices.models import Device, DevicePush, Preference, PushAttempt, Registration
 from devices.providers import Outcome, ProviderAnswer, PushMessage, push_clients
+from events.channels import RoutingStatement
 from events.models import Event
 from events.services import event_ingest
 from notifyhub import errors
@@ -395,6 +396,7 @@ def _device_pushes_route_sql(vendor: str, *, one_device: bool) -> str:
     r = sql_names(Registration)
     d = sql_names(Device)
     f = sql_names(Preference)
+    e = sql_names(Event)
     # A type belongs to one registration per device (Preference's unique index), so the join
     # yields each token at most once. ORDER BY: ids in Registration's ordering, as the ORM
     # version gave them.
@@ -404,37 +406,31 @@ def _device_pushes_route_sql(vendor: str, *, one_device: bool) -> str:
             {p.event}, {p.registration}, {p.status}, {p.attempts}, {p.next_attempt_at},
             {p.created_at}
         )
-        SELECT %s, r.{r.id}, %s, 0, %s, %s
-        FROM {r.table} AS r
-        JOIN {d.table} AS d ON d.{d.id} = r.{r.device}
-        JOIN {f.table} AS f ON f.{f.registration} = r.{r.id}
-        WHERE r.{r.active} AND d.{d.account} = %s AND f.{f.name} = %s
-            {device_filter}
+        SELECT e.{e.id}, r.{r.id}, %s, 0, %s, %s
+        FROM new_event AS e
+        JOIN {d.table} AS d ON d.{d.account} = e.{e.account_id}
+        JOIN {r.table} AS r ON r.{r.device} = d.{d.id}
+        JOIN {f.table} AS f ON f.{f.registration} = r.{r.id} AND f.{f.name} = e.{e.type}
+        WHERE r.{r.active} {device_filter}
         ORDER BY r.{r.device}, r.{r.id}
         RETURNING {p.id}
     """  # noqa: S608 - names from our models' _meta, values as parameters
 
 
-def device_pushes_route(*, event: Event) -> list[int]:
+def device_pushes_routing_statement(*, event: Event) -> RoutingStatement | None:
     """Owe one push per active token of the event's account that wants its type (only the
-    target device's tokens when the payload names a `device_id`); returns the new push ids.
-
-    Runs in the ingest transaction. Raw SQL because it runs for every ingest of a device type:
-    an INSERT ... SELECT ... RETURNING is one round trip, where the ORM needs a read of the
-    tokens, rows built in Python and a bulk insert.
-    """
+    target device's tokens when the payload names a `device_id`), written with the event; None
+    for an event no device can want."""
     if event.type_id not in ROUTED_TYPES or not event.account_id:
-        return []
+        return None
     target = event.payload.get("device_id") if isinstance(event.payload, dict) else None
     now = connection.ops.adapt_datetimefield_value(timezone.now())
-    params = [event.id, DevicePush.Status.PENDING, now, now, event.account_id, event.type_id]
+    params = [DevicePush.Status.PENDING, now, now]
     if target is not None:
         params.append(str(target))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _device_pushes_route_sql(connection.vendor, one_device=target is not None), params
-        )
-        return [row[0] for row in cursor.fetchall()]
+    return RoutingStatement(
+        _device_pushes_route_sql(connection.vendor, one_device=target is not None), params
+    )
 
 
 def _push_body(push: DevicePush) -> dict[str, Any]:

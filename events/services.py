@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from events.channels import channels_all
+from events.channels import RoutingStatement, channels_all
 from events.models import ApiKey, Event, EventType, new_event_id
 from events.selectors import event_type_get_cached
 from notifyhub import errors
@@ -127,12 +127,7 @@ def event_ingest(
         created_at=timezone.now(),
         **{name: _routing_attribute(payload, name) for name in ROUTING_ATTRIBUTES},
     )
-    # No savepoint: a duplicate no longer raises (ON CONFLICT), so there is nothing to recover
-    # from; any error aborts the caller's transaction too, and an event is never stored unrouted.
-    with transaction.atomic(savepoint=False):
-        stored_now = _event_insert(event=candidate)
-        if stored_now:
-            event_route(event=candidate)
+    stored_now = _event_store_and_route(event=candidate)
     if stored_now:
         return IngestResult(event_id=candidate.id, created_at=candidate.created_at, duplicate=False)
     stored = (
@@ -153,7 +148,7 @@ def event_ingest(
 
 @functools.cache
 def _event_insert_sql(vendor: str) -> str:
-    """The event insert for this database vendor (built once); see `_event_insert`."""
+    """The event's INSERT ... ON CONFLICT DO NOTHING, without its RETURNING (built once)."""
     e = sql_names(Event)
     columns = ", ".join(getattr(e, field.name) for field in Event._meta.concrete_fields)
     values = ", ".join(["%s"] * len(Event._meta.concrete_fields))
@@ -161,36 +156,86 @@ def _event_insert_sql(vendor: str) -> str:
         INSERT INTO {e.table} ({columns}) VALUES ({values})
         ON CONFLICT ({e.producer}, {e.idempotency_key}) WHERE {e.idempotency_key} IS NOT NULL
         DO NOTHING
-        RETURNING {e.id}
     """  # noqa: S608 - names from our models' _meta, values as parameters
 
 
-def _event_insert(*, event: Event) -> bool:
-    """Insert the event unless its idempotency key is taken; whether it was inserted.
+def _event_store_and_route(*, event: Event) -> bool:
+    """Insert the event unless its idempotency key is taken, and write what every delivery
+    channel owes for it; whether it was inserted (a repeat writes nothing at all).
 
     The unique index on (producer, idempotency_key) is the arbiter: a concurrent insert of the
     same key waits on this one until its transaction ends, then does nothing (PostgreSQL; SQLite
-    transactions are IMMEDIATE, so writers take turns). No read-before-write window exists.
+    transactions are IMMEDIATE, so writers take turns). No read-before-write window exists, and
+    no IntegrityError (which would cost a savepoint so the transaction survives it).
 
-    Raw SQL because Model.save cannot say ON CONFLICT: it would raise IntegrityError, which
-    costs an exception and a savepoint around the insert so the transaction survives it.
+    An event is never stored unrouted: on PostgreSQL the insert and the channels' statements
+    are one statement, their own transaction when the caller has none (one round trip and one
+    commit); elsewhere they share a transaction. Either way an error aborts the caller's
+    transaction too. Raw SQL because the ORM cannot say ON CONFLICT nor INSERT ... SELECT.
     """
+    channels = channels_all()
+    statements = [channel.routing_statement(event=event) for channel in channels]
     fields = Event._meta.concrete_fields
     params = [field.get_db_prep_save(getattr(event, field.attname), connection) for field in fields]
+    if connection.vendor == "postgresql":
+        row_ids = _store_and_route_postgresql(params, statements)
+    else:
+        row_ids = _store_and_route_in_a_transaction(event, params, statements)
+    if row_ids is None:
+        return False
+    # The instance is now a stored row, as after save().
+    event._state.adding = False
+    event._state.db = connection.alias
+    for channel, ids in zip(channels, row_ids, strict=True):
+        channel.routed(event=event, row_ids=ids)
+    return True
+
+
+def _store_and_route_postgresql(
+    event_params: list[Any], statements: list[RoutingStatement | None]
+) -> list[list[Any]] | None:
+    """One statement: the event's insert and each channel's as data-modifying CTEs (all run to
+    completion, seeing the same snapshot; the channels' rows reference the new event, whose
+    foreign keys are checked at the end of the statement). None when the event repeated."""
+    # Names from our models' _meta and the CTEs' own; every value is a parameter.
+    e = sql_names(Event)
+    ctes = [f"new_event AS ({_event_insert_sql(connection.vendor)} RETURNING *)"]
+    outputs = [f"(SELECT {e.id} FROM new_event)"]  # noqa: S608
+    params = list(event_params)
+    for index, statement in enumerate(statements):
+        if statement is not None:
+            ctes.append(f"routed_{index} AS ({statement.sql})")
+            outputs.append(f"ARRAY(SELECT * FROM routed_{index})")  # noqa: S608
+            params.extend(statement.params)
+    sql = f"WITH {', '.join(ctes)} SELECT {', '.join(outputs)}"
     with connection.cursor() as cursor:
-        cursor.execute(_event_insert_sql(connection.vendor), params)
-        inserted = cursor.fetchone() is not None
-    if inserted:
-        # The instance is now a stored row, as after save().
-        event._state.adding = False
-        event._state.db = connection.alias
-    return inserted
+        cursor.execute(sql, params)
+        event_id, *written = cursor.fetchone()
+    if event_id is None:
+        return None
+    written_ids = iter(written)
+    return [[] if statement is None else next(written_ids) for statement in statements]
 
 
-def event_route(*, event: Event) -> None:
-    """Hand the event to every delivery channel; runs inside the transaction that stored it."""
-    for channel in channels_all():
-        channel.route(event=event)
+def _store_and_route_in_a_transaction(
+    event: Event, event_params: list[Any], statements: list[RoutingStatement | None]
+) -> list[list[Any]] | None:
+    """The event's insert, then each channel's statement with `new_event` read back from the
+    event table (SQLite has no data-modifying CTEs). None when the event repeated."""
+    e = sql_names(Event)
+    new_event = f"WITH new_event AS (SELECT * FROM {e.table} WHERE {e.id} = %s) "  # noqa: S608
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        cursor.execute(f"{_event_insert_sql(connection.vendor)} RETURNING {e.id}", event_params)
+        if cursor.fetchone() is None:
+            return None
+        row_ids: list[list[Any]] = []
+        for statement in statements:
+            if statement is None:
+                row_ids.append([])
+                continue
+            cursor.execute(new_event + statement.sql, [event.id, *statement.params])
+            row_ids.append([row[0] for row in cursor.fetchall()])
+    return row_ids
 
 
 def idempotency_keys_expire(*, batch_size: int = 5000) -> int:

@@ -1,8 +1,11 @@
 """The subscriptions app's delivery channels: pull queues and webhook push."""
 
+from typing import Any
+
+from events.channels import RoutingStatement
 from events.models import Event
-from subscriptions.services import notifications_enqueue
-from subscriptions.webhooks import deliveries_create
+from subscriptions.services import notifications_routing_statement
+from subscriptions.webhooks import deliveries_enqueue, deliveries_routing_statement
 
 
 class PullChannel:
@@ -10,8 +13,11 @@ class PullChannel:
 
     name = "pull"
 
-    def route(self, *, event: Event) -> None:
-        notifications_enqueue(event=event)
+    def routing_statement(self, *, event: Event) -> RoutingStatement:
+        return notifications_routing_statement()
+
+    def routed(self, *, event: Event, row_ids: list[Any]) -> None:
+        """Nothing more to do: readers take the rows."""
 
 
 class WebhookChannel:
@@ -20,5 +26,9 @@ class WebhookChannel:
 
     name = "webhook"
 
-    def route(self, *, event: Event) -> None:
-        deliveries_create(event=event)
+    def routing_statement(self, *, event: Event) -> RoutingStatement:
+        return deliveries_routing_statement()
+
+    def routed(self, *, event: Event, row_ids: list[Any]) -> None:
+        if row_ids:
+            deliveries_enqueue(row_ids)

@@ -7,6 +7,7 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from events.models import Event
 from notifyhub.sql import sql_names
 from subscriptions.models import Delivery, Notification, Subscription, SubscriptionEventType
 
@@ -19,25 +20,29 @@ def subscriptions_visible(*, client_id: str) -> QuerySet[Subscription]:
 
 @dataclass(frozen=True)
 class SubscribersSql:
-    """The routing statements' shared part: the active subscriptions to one event type, as SQL
-    for an INSERT ... SELECT (alias `s`, the type as the last parameter)."""
+    """The routing statements' shared part: the active subscriptions to the new event's type,
+    as SQL for an INSERT ... SELECT reading `new_event` (see events.channels); aliases `e` for
+    the event, `s` for the subscription."""
 
     source: str  # FROM ... WHERE ...: narrow it with `AND s.<column> ...`
-    expires_at: str  # the row's expiry: the first %s (the event's time) + s.retention
+    expires_at: str  # the row's expiry: the event's time + s.retention
     order_by: str  # Subscription's ordering, in which the ORM versions inserted the rows
 
 
 def subscribers_sql() -> SubscribersSql:
+    e = sql_names(Event)
     s = sql_names(Subscription)
     w = sql_names(SubscriptionEventType)
     return SubscribersSql(
         source=(
-            f"FROM {s.table} AS s JOIN {w.table} AS w ON w.{w.subscription} = s.{s.id}"
-            f" WHERE w.{w.event_type} = %s AND s.{s.active}"
+            f"FROM new_event AS e JOIN {w.table} AS w ON w.{w.event_type} = e.{e.type}"
+            f" JOIN {s.table} AS s ON s.{s.id} = w.{w.subscription} WHERE s.{s.active}"
         ),
         # timestamptz + interval on PostgreSQL; on SQLite (text + bigint microseconds) Django's
         # own django_format_dtdelta, which writes the sum in the text format the ORM writes.
-        expires_at=connection.ops.combine_duration_expression("+", ["%s", f"s.{s.retention}"]),
+        expires_at=connection.ops.combine_duration_expression(
+            "+", [f"e.{e.created_at}", f"s.{s.retention}"]
+        ),
         order_by=f"ORDER BY s.{s.subscription_date} DESC",
     )
 

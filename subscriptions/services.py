@@ -13,6 +13,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from events.channels import RoutingStatement
 from events.models import Event
 from events.selectors import event_types_missing
 from notifyhub import errors
@@ -104,34 +105,26 @@ def subscription_delete(*, subscription: Subscription) -> None:
 
 
 @functools.cache
-def _notifications_enqueue_sql(vendor: str) -> str:
+def _notifications_route_sql(vendor: str) -> str:
     """The pull queue's routing statement for this database vendor (built once)."""
     n = sql_names(Notification)
     s = sql_names(Subscription)
+    e = sql_names(Event)
     subscribers = subscribers_sql()
     # ORDER BY: ids (the FIFO order across a client's subscriptions) in Subscription's ordering,
     # as the ORM version gave them.
     return f"""
         INSERT INTO {n.table} ({n.subscription}, {n.event}, {n.created_at}, {n.expires_at})
-        SELECT s.{s.id}, %s, %s, {subscribers.expires_at}
+        SELECT s.{s.id}, e.{e.id}, e.{e.created_at}, {subscribers.expires_at}
         {subscribers.source}
         {subscribers.order_by}
+        RETURNING {n.id}
     """
 
 
-def notifications_enqueue(*, event: Event) -> int:
-    """Queue `event` for every active subscription to its type, in one statement.
-
-    Raw SQL because this runs for every ingest: an INSERT ... SELECT is one round trip, where the
-    ORM needs a read of the targets, rows built in Python and a bulk insert.
-    """
-    created_at = connection.ops.adapt_datetimefield_value(event.created_at)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _notifications_enqueue_sql(connection.vendor),
-            [event.id, created_at, created_at, event.type_id],
-        )
-        return cursor.rowcount
+def notifications_routing_statement() -> RoutingStatement:
+    """Queue the new event for every active subscription to its type (one statement)."""
+    return RoutingStatement(_notifications_route_sql(connection.vendor))
 
 
 @dataclass(frozen=True)

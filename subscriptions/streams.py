@@ -449,7 +449,10 @@ class StreamChannel:
 
     name = "stream"
 
-    def route(self, *, event: Event) -> None:
+    def routing_statement(self, *, event: Event) -> None:
+        return None
+
+    def routed(self, *, event: Event, row_ids: list[Any]) -> None:
         message = {
             "t": "event",
             "route": asdict(event_route_of(event)),

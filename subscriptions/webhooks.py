@@ -31,6 +31,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from events.channels import RoutingStatement
 from events.models import Event
 from notifyhub.http import (
     OutboundError,
@@ -120,10 +121,11 @@ def deliveries_enqueue(delivery_ids: list[int], *, countdown: float | None = Non
 
 
 @functools.cache
-def _deliveries_create_sql(vendor: str) -> str:
+def _deliveries_route_sql(vendor: str) -> str:
     """The webhook outbox's routing statement for this database vendor (built once)."""
     d = sql_names(Delivery)
     s = sql_names(Subscription)
+    e = sql_names(Event)
     subscribers = subscribers_sql()
     # ORDER BY: ids in Subscription's ordering, as the ORM version gave them. The rows of one
     # event tie on next_attempt_at, so this order is the order in which claims meet them.
@@ -132,7 +134,8 @@ def _deliveries_create_sql(vendor: str) -> str:
             {d.subscription}, {d.event}, {d.status}, {d.created_at}, {d.expires_at},
             {d.next_attempt_at}, {d.attempts}, {d.last_error}
         )
-        SELECT s.{s.id}, %s, %s, %s, {subscribers.expires_at}, %s, 0, ''
+        SELECT s.{s.id}, e.{e.id}, %s, e.{e.created_at}, {subscribers.expires_at},
+            e.{e.created_at}, 0, ''
         {subscribers.source}
             AND s.{s.push_disabled_at} IS NULL AND s.{s.notification_url} <> ''
         {subscribers.order_by}
@@ -140,23 +143,10 @@ def _deliveries_create_sql(vendor: str) -> str:
     """
 
 
-def deliveries_create(*, event: Event) -> list[int]:
-    """Owe `event` to every pushing subscription to its type, in one statement in the ingest
-    transaction; the send is enqueued on commit.
-
-    Raw SQL because this runs for every ingest: an INSERT ... SELECT ... RETURNING is one round
-    trip, where the ORM needs a read of the targets, rows built in Python and a bulk insert.
-    """
-    created_at = connection.ops.adapt_datetimefield_value(event.created_at)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _deliveries_create_sql(connection.vendor),
-            [event.id, Delivery.Status.PENDING, created_at, created_at, created_at, event.type_id],
-        )
-        ids = [row[0] for row in cursor.fetchall()]
-    if ids:
-        deliveries_enqueue(ids)
-    return ids
+def deliveries_routing_statement() -> RoutingStatement:
+    """Owe the new event to every pushing subscription to its type (one statement, the outbox
+    rows written with the event); `deliveries_enqueue` sends them after commit."""
+    return RoutingStatement(_deliveries_route_sql(connection.vendor), [Delivery.Status.PENDING])
 
 
 # --- Sending ---

@@ -47,9 +47,10 @@ def test_ingest_cost_does_not_grow_with_the_number_of_subscriptions():
     for index in range(1, 50):
         subscribe(index)
     with_fifty = queries_to_ingest(2)
-    # The event's INSERT ... ON CONFLICT, then one INSERT ... SELECT each for the pull queues
-    # and the webhook outbox (the stream and device channels have nothing to match here).
-    assert with_one == with_fifty == 3
+    # PostgreSQL: the event's INSERT ... ON CONFLICT with, as data-modifying CTEs, one
+    # INSERT ... SELECT each for the pull queues and the webhook outbox, in one statement.
+    # Elsewhere those are three statements (the stream and device channels write nothing here).
+    assert with_one == with_fifty == (1 if connection.vendor == "postgresql" else 3)
     assert Notification.objects.filter(event__payload__n=2).count() == 50
     assert Delivery.objects.filter(event__payload__n=2).count() == 25
 
