@@ -237,6 +237,20 @@ def load(
     )
 
 
+def combined(parts: list[LoadResult]) -> LoadResult:
+    """Several runs of one endpoint as one (rounds of an interleaved bench)."""
+    return LoadResult(
+        requests=sum(part.requests for part in parts),
+        items=sum(part.items for part in parts),
+        errors=sum(part.errors for part in parts),
+        seconds=sum(part.seconds for part in parts),
+        p50_ms=statistics.median(part.p50_ms for part in parts),
+        p99_ms=max(part.p99_ms for part in parts),
+        segment_item_rates=[rate for part in parts for rate in part.segment_item_rates],
+        generator=parts[0].generator,
+    )
+
+
 @dataclass(frozen=True)
 class LoadSpec:
     """One slice of a load run, as either generator takes it."""
