@@ -138,8 +138,9 @@ TEMPLATES = [
 
 # Threads per web process that run the synchronous parts of API requests (views, middleware).
 # Django's own ASGI handler starts and joins a new thread for every request; these live as long
-# as the process (see notifyhub/asgi.py). More threads overlap more database and Redis waits.
-NOTIFYHUB_WEB_THREADS = env_int("NOTIFYHUB_WEB_THREADS", 2, minimum=1)
+# as the process (see notifyhub/asgi.py). More threads overlap more database and Redis waits
+# (4 measured best for ingest on 2 cores: 2 left the GIL idle while threads waited).
+NOTIFYHUB_WEB_THREADS = env_int("NOTIFYHUB_WEB_THREADS", 4, minimum=1)
 # A web thread keeps its database connection between requests (no new connection per request)
 # and closes it once it has served nothing for this long, so an idle hub holds no connection.
 NOTIFYHUB_WEB_DB_IDLE = env_float("NOTIFYHUB_WEB_DB_IDLE", 5.0, minimum=0.0)
