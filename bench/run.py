@@ -23,7 +23,7 @@ BENCH = Path(__file__).resolve().parent
 
 SCRIPTS = {
     "serving": (["--duration", "20"], ["--duration", "5"]),
-    "ingest": (["--duration", "30"], ["--duration", "5"]),
+    "ingest": (["--rounds", "4", "--duration", "10"], ["--rounds", "1", "--duration", "5"]),
     "pull": (["--duration", "120"], ["--duration", "10"]),
     "webhooks": ([], ["--events", "500", "--baseline-slow-events", "100"]),
     "push": ([], []),

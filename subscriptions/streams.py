@@ -28,7 +28,7 @@ from django_eventstream.utils import sse_encode_event
 from events.models import Event
 from notifyhub.auth import TokenInfo
 from notifyhub.models import AccountMember
-from notifyhub.redis import redis_client, redis_key
+from notifyhub.redis import redis_client, redis_key, redis_publish
 from notifyhub.types import JSONDict
 from subscriptions.models import StreamSession
 
@@ -427,7 +427,7 @@ def stream_sessions_trim() -> int:
 def bus_publish(message: JSONDict) -> None:
     """Publish one message to every web process's streams."""
     try:
-        redis_client().publish(bus_channel(), json.dumps(message, separators=(",", ":")))
+        redis_publish(bus_channel(), json.dumps(message, separators=(",", ":")))
     except Exception:
         # The buffer still holds the event: the stream gets it when its client reconnects.
         logger.exception("stream bus publish failed")
