@@ -43,24 +43,12 @@ def main() -> None:
         for index in range(args.rounds):
             body = EVENT_BODY.replace("{round}", str(index))
             rounds["minimal"].append(harness.load(f"{url}/bench/minimal", headers=bearer, **common))
-            rounds["bare"].append(
-                harness.load(
-                    f"{url}/bench/bare-insert",
-                    method="POST",
-                    headers=json_headers,
-                    body=body,
-                    **common,
+            for name, path in (("bare", "/bench/bare-insert"), ("ingest", "/v1/notifications")):
+                rounds[name].append(
+                    harness.load(
+                        f"{url}{path}", method="POST", headers=json_headers, body=body, **common
+                    )
                 )
-            )
-            rounds["ingest"].append(
-                harness.load(
-                    f"{url}/v1/notifications",
-                    method="POST",
-                    headers=json_headers,
-                    body=body,
-                    **common,
-                )
-            )
     minimal, bare, ingest = (harness.combined(rounds[name]) for name in rounds)
 
     def spread(name: str, baseline: str) -> str:
