@@ -106,17 +106,23 @@ def _text(value: Any, field: str, *, max_length: int) -> str:
     return text
 
 
+def _present(container: dict[str, Any], key: str, field: str) -> Any:
+    """A required, non-null member, with DRF's messages for a missing or null field."""
+    if key not in container:
+        raise IngestRefused(f"{field}: This field is required.", field=field)
+    value = container[key]
+    if value is None:
+        raise IngestRefused(f"{field}: This field may not be null.", field=field)
+    return value
+
+
 def parse_event_body(data: Any) -> EventBody:
     """The body as EventIngestInput documents it, with its messages, checked by hand: the
     serializer deep-copied its fields and their validators on every request, an eighth of an
     ingest's time (tests/events/test_ingest.py checks the messages and fields it names)."""
     if not isinstance(data, dict):
         raise IngestRefused("event: the body must be a JSON object", field="event")
-    if "event" not in data:
-        raise IngestRefused("event: This field is required.", field="event")
-    event = data["event"]
-    if event is None:
-        raise IngestRefused("event: This field may not be null.", field="event")
+    event = _present(data, "event", "event")
     if not isinstance(event, dict):
         kind = type(event).__name__
         raise IngestRefused(
@@ -127,11 +133,7 @@ def parse_event_body(data: Any) -> EventBody:
     if "type" not in event:
         raise IngestRefused("event.type: This field is required.", field="event.type")
     type_id = _text(event["type"], "event.type", max_length=128)
-    if "payload" not in event:
-        raise IngestRefused("event.payload: This field is required.", field="event.payload")
-    payload = event["payload"]
-    if payload is None:
-        raise IngestRefused("event.payload: This field may not be null.", field="event.payload")
+    payload = _present(event, "payload", "event.payload")
     if not isinstance(payload, dict):
         kind = type(payload).__name__
         raise IngestRefused(
