@@ -2,6 +2,8 @@
 
 from typing import Any
 
+from django.db.backends.base.base import BaseDatabaseWrapper
+
 from devices.services import device_pushes_routing_statement
 from devices.tasks import device_pushes_enqueue
 from events.channels import RoutingStatement
@@ -13,8 +15,10 @@ class DevicePushChannel:
 
     name = "device_push"
 
-    def routing_statement(self, *, event: Event) -> RoutingStatement | None:
-        return device_pushes_routing_statement(event=event)
+    def routing_statement(
+        self, *, event: Event, connection: BaseDatabaseWrapper
+    ) -> RoutingStatement | None:
+        return device_pushes_routing_statement(event=event, connection=connection)
 
     def routed(self, *, event: Event, row_ids: list[Any]) -> None:
         if row_ids:

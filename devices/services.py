@@ -9,7 +9,8 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -417,7 +418,9 @@ def _device_pushes_route_sql(vendor: str, *, one_device: bool) -> str:
     """  # noqa: S608 - names from our models' _meta, values as parameters
 
 
-def device_pushes_routing_statement(*, event: Event) -> RoutingStatement | None:
+def device_pushes_routing_statement(
+    *, event: Event, connection: BaseDatabaseWrapper
+) -> RoutingStatement | None:
     """Owe one push per active token of the event's account that wants its type (only the
     target device's tokens when the payload names a `device_id`), written with the event; None
     for an event no device can want."""

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
+
     from events.models import Event
 
 
@@ -35,10 +37,13 @@ class DeliveryChannel(Protocol):
 
     name: str
 
-    def routing_statement(self, *, event: "Event") -> RoutingStatement | None:
+    def routing_statement(
+        self, *, event: "Event", connection: "BaseDatabaseWrapper"
+    ) -> RoutingStatement | None:
         """The rows this channel owes for `event`, or None when it owes none whatever the
-        database holds (decided from the event alone). One statement, so the cost of routing
-        never grows with the number of recipients."""
+        database holds (decided from the event alone). One statement, in the dialect of
+        `connection` (where it will run), so the cost of routing never grows with the number of
+        recipients."""
 
     def routed(self, *, event: "Event", row_ids: list[Any]) -> None:
         """The event is stored and the statement wrote `row_ids` (empty without a statement);

@@ -6,12 +6,12 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 import jsonschema
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
 from events.channels import RoutingStatement, channels_all
@@ -74,16 +74,10 @@ def payload_fingerprint(*, type_id: str, payload: JSONDict) -> str:
     return hashlib.sha256(f"{type_id}\n{canonical_json(payload)}".encode()).hexdigest()
 
 
-@lru_cache(maxsize=256)
-def _schema_validator(schema_json: str) -> jsonschema.Draft202012Validator:
-    """Compiled once per distinct schema, not once per event."""
-    return jsonschema.Draft202012Validator(json.loads(schema_json))
-
-
 def _validate_payload(event_type: EventType, payload: JSONDict) -> None:
-    if event_type.schema is None:
+    validator = event_type.payload_validator
+    if validator is None:
         return
-    validator = _schema_validator(canonical_json(event_type.schema))
     error = jsonschema.exceptions.best_match(validator.iter_errors(payload))
     if error is not None:
         where = "event.payload" + "".join(f".{part}" for part in error.absolute_path)
@@ -173,14 +167,19 @@ def _event_store_and_route(*, event: Event) -> bool:
     commit); elsewhere they share a transaction. Either way an error aborts the caller's
     transaction too. Raw SQL because the ORM cannot say ON CONFLICT nor INSERT ... SELECT.
     """
+    # The thread's connection itself: each attribute read through the `connection` proxy
+    # costs a context-local lookup, and this hot path reads a dozen.
+    connection = connections[DEFAULT_DB_ALIAS]
     channels = channels_all()
-    statements = [channel.routing_statement(event=event) for channel in channels]
+    statements = [
+        channel.routing_statement(event=event, connection=connection) for channel in channels
+    ]
     fields = Event._meta.concrete_fields
     params = [field.get_db_prep_save(getattr(event, field.attname), connection) for field in fields]
     if connection.vendor == "postgresql":
-        row_ids = _store_and_route_postgresql(params, statements)
+        row_ids = _store_and_route_postgresql(connection, params, statements)
     else:
-        row_ids = _store_and_route_in_a_transaction(event, params, statements)
+        row_ids = _store_and_route_in_a_transaction(connection, event, params, statements)
     if row_ids is None:
         return False
     # The instance is now a stored row, as after save().
@@ -191,23 +190,34 @@ def _event_store_and_route(*, event: Event) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=64)
+def _store_and_route_sql(channel_sqls: tuple[str | None, ...]) -> str:
+    """The event's insert with each channel's statement (None: no statement) as
+    data-modifying CTEs, selecting the event's id and each statement's new ids (built once per
+    combination of statements: the channels' statements are constants)."""
+    # Names from our models' _meta and the CTEs' own; every value is a parameter.
+    ctes = [f"new_event AS ({_event_insert_sql('postgresql')} RETURNING *)"]
+    outputs = [f"(SELECT {sql_names(Event).id} FROM new_event)"]  # noqa: S608
+    for index, sql in enumerate(channel_sqls):
+        if sql is not None:
+            ctes.append(f"routed_{index} AS ({sql})")
+            outputs.append(f"ARRAY(SELECT * FROM routed_{index})")  # noqa: S608
+    return f"WITH {', '.join(ctes)} SELECT {', '.join(outputs)}"
+
+
 def _store_and_route_postgresql(
-    event_params: list[Any], statements: list[RoutingStatement | None]
+    connection: BaseDatabaseWrapper,
+    event_params: list[Any],
+    statements: list[RoutingStatement | None],
 ) -> list[list[Any]] | None:
     """One statement: the event's insert and each channel's as data-modifying CTEs (all run to
     completion, seeing the same snapshot; the channels' rows reference the new event, whose
     foreign keys are checked at the end of the statement). None when the event repeated."""
-    # Names from our models' _meta and the CTEs' own; every value is a parameter.
-    e = sql_names(Event)
-    ctes = [f"new_event AS ({_event_insert_sql(connection.vendor)} RETURNING *)"]
-    outputs = [f"(SELECT {e.id} FROM new_event)"]  # noqa: S608
+    sql = _store_and_route_sql(tuple(None if s is None else s.sql for s in statements))
     params = list(event_params)
-    for index, statement in enumerate(statements):
+    for statement in statements:
         if statement is not None:
-            ctes.append(f"routed_{index} AS ({statement.sql})")
-            outputs.append(f"ARRAY(SELECT * FROM routed_{index})")  # noqa: S608
             params.extend(statement.params)
-    sql = f"WITH {', '.join(ctes)} SELECT {', '.join(outputs)}"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         event_id, *written = cursor.fetchone()
@@ -218,13 +228,16 @@ def _store_and_route_postgresql(
 
 
 def _store_and_route_in_a_transaction(
-    event: Event, event_params: list[Any], statements: list[RoutingStatement | None]
+    connection: BaseDatabaseWrapper,
+    event: Event,
+    event_params: list[Any],
+    statements: list[RoutingStatement | None],
 ) -> list[list[Any]] | None:
     """The event's insert, then each channel's statement with `new_event` read back from the
     event table (SQLite has no data-modifying CTEs). None when the event repeated."""
     e = sql_names(Event)
     new_event = f"WITH new_event AS (SELECT * FROM {e.table} WHERE {e.id} = %s) "  # noqa: S608
-    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+    with transaction.atomic(using=connection.alias, savepoint=False), connection.cursor() as cursor:
         cursor.execute(f"{_event_insert_sql(connection.vendor)} RETURNING {e.id}", event_params)
         if cursor.fetchone() is None:
             return None

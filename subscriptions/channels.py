@@ -2,6 +2,8 @@
 
 from typing import Any
 
+from django.db.backends.base.base import BaseDatabaseWrapper
+
 from events.channels import RoutingStatement
 from events.models import Event
 from subscriptions.services import notifications_routing_statement
@@ -13,8 +15,10 @@ class PullChannel:
 
     name = "pull"
 
-    def routing_statement(self, *, event: Event) -> RoutingStatement:
-        return notifications_routing_statement()
+    def routing_statement(
+        self, *, event: Event, connection: BaseDatabaseWrapper
+    ) -> RoutingStatement:
+        return notifications_routing_statement(connection=connection)
 
     def routed(self, *, event: Event, row_ids: list[Any]) -> None:
         """Nothing more to do: readers take the rows."""
@@ -26,8 +30,10 @@ class WebhookChannel:
 
     name = "webhook"
 
-    def routing_statement(self, *, event: Event) -> RoutingStatement:
-        return deliveries_routing_statement()
+    def routing_statement(
+        self, *, event: Event, connection: BaseDatabaseWrapper
+    ) -> RoutingStatement:
+        return deliveries_routing_statement(connection=connection)
 
     def routed(self, *, event: Event, row_ids: list[Any]) -> None:
         if row_ids:

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -105,7 +106,7 @@ def subscription_delete(*, subscription: Subscription) -> None:
 
 
 @functools.cache
-def _notifications_route_sql(vendor: str) -> str:
+def _notifications_routing_statement(vendor: str) -> RoutingStatement:
     """The pull queue's routing statement for this database vendor (built once)."""
     n = sql_names(Notification)
     s = sql_names(Subscription)
@@ -113,18 +114,19 @@ def _notifications_route_sql(vendor: str) -> str:
     subscribers = subscribers_sql()
     # ORDER BY: ids (the FIFO order across a client's subscriptions) in Subscription's ordering,
     # as the ORM version gave them.
-    return f"""
+    sql = f"""
         INSERT INTO {n.table} ({n.subscription}, {n.event}, {n.created_at}, {n.expires_at})
         SELECT s.{s.id}, e.{e.id}, e.{e.created_at}, {subscribers.expires_at}
         {subscribers.source}
         {subscribers.order_by}
         RETURNING {n.id}
     """
+    return RoutingStatement(sql)
 
 
-def notifications_routing_statement() -> RoutingStatement:
+def notifications_routing_statement(*, connection: BaseDatabaseWrapper) -> RoutingStatement:
     """Queue the new event for every active subscription to its type (one statement)."""
-    return RoutingStatement(_notifications_route_sql(connection.vendor))
+    return _notifications_routing_statement(connection.vendor)
 
 
 @dataclass(frozen=True)

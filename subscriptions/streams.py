@@ -21,6 +21,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from django_eventstream.utils import sse_encode_event
@@ -128,6 +129,15 @@ class EventRoute:
     user_id: str | None
     account_id: str | None
     ticket_number: str | None
+
+    def to_message(self) -> JSONDict:
+        """As the bus carries it (`EventRoute(**data)` reads it back); asdict() deep-copies."""
+        return {
+            "type_id": self.type_id,
+            "user_id": self.user_id,
+            "account_id": self.account_id,
+            "ticket_number": self.ticket_number,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -449,13 +459,13 @@ class StreamChannel:
 
     name = "stream"
 
-    def routing_statement(self, *, event: Event) -> None:
+    def routing_statement(self, *, event: Event, connection: BaseDatabaseWrapper) -> None:
         return None
 
     def routed(self, *, event: Event, row_ids: list[Any]) -> None:
         message = {
             "t": "event",
-            "route": asdict(event_route_of(event)),
+            "route": event_route_of(event).to_message(),
             "event": event_frame_data(event),
         }
         transaction.on_commit(lambda: bus_publish(message), robust=True)

@@ -28,6 +28,7 @@ from email.utils import parsedate_to_datetime
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -121,7 +122,7 @@ def deliveries_enqueue(delivery_ids: list[int], *, countdown: float | None = Non
 
 
 @functools.cache
-def _deliveries_route_sql(vendor: str) -> str:
+def _deliveries_routing_statement(vendor: str) -> RoutingStatement:
     """The webhook outbox's routing statement for this database vendor (built once)."""
     d = sql_names(Delivery)
     s = sql_names(Subscription)
@@ -129,7 +130,7 @@ def _deliveries_route_sql(vendor: str) -> str:
     subscribers = subscribers_sql()
     # ORDER BY: ids in Subscription's ordering, as the ORM version gave them. The rows of one
     # event tie on next_attempt_at, so this order is the order in which claims meet them.
-    return f"""
+    sql = f"""
         INSERT INTO {d.table} (
             {d.subscription}, {d.event}, {d.status}, {d.created_at}, {d.expires_at},
             {d.next_attempt_at}, {d.attempts}, {d.last_error}
@@ -141,12 +142,13 @@ def _deliveries_route_sql(vendor: str) -> str:
         {subscribers.order_by}
         RETURNING {d.id}
     """
+    return RoutingStatement(sql, (Delivery.Status.PENDING,))
 
 
-def deliveries_routing_statement() -> RoutingStatement:
+def deliveries_routing_statement(*, connection: BaseDatabaseWrapper) -> RoutingStatement:
     """Owe the new event to every pushing subscription to its type (one statement, the outbox
     rows written with the event); `deliveries_enqueue` sends them after commit."""
-    return RoutingStatement(_deliveries_route_sql(connection.vendor), [Delivery.Status.PENDING])
+    return _deliveries_routing_statement(connection.vendor)
 
 
 # --- Sending ---
