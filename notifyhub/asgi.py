@@ -1,10 +1,12 @@
 """ASGI entry point served by daphne: HTTP (including server-sent event streams)."""
 
 import asyncio
+import gc
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
+from importlib import import_module
 
 import django
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
@@ -165,3 +167,21 @@ class BodyPassingWebRequest(http_protocol.WebRequest):
 # daphne's protocol factory builds each connection's requests from this module attribute; the
 # daphne command imports `application` (this module) before it serves its first connection.
 http_protocol.WebRequest = BodyPassingWebRequest
+
+
+def _freeze_startup_objects() -> None:
+    """Take what startup loaded (Django, DRF, every app, the URLconf: some 165,000 objects) out
+    of the cyclic garbage collector's sight; they live as long as the process anyway.
+
+    Under load a web process promotes request objects to the oldest generation fast enough to
+    trigger a full collection about every 0.7 s, and each one walked all of those objects with
+    the GIL held: measured here, a sixth of the minimal endpoint's time and up to 0.1 s of
+    stall for every request in flight. Frozen, a full collection walks only what requests left
+    behind. This is what `gc.freeze()` is for (CPython's docs: freeze after startup).
+    """
+    import_module(settings.ROOT_URLCONF)  # Django would import it on the first request.
+    gc.collect()
+    gc.freeze()
+
+
+_freeze_startup_objects()
