@@ -266,8 +266,6 @@ class LoadSpec:
 
 
 def _load_wrk(spec: LoadSpec) -> LoadResult:
-    script = Path(tempfile.mkdtemp(prefix="bench-wrk-")) / "load.lua"
-    script.write_text(_WRK_SCRIPT)
     env = {
         **os.environ,
         "BENCH_METHOD": spec.method,
@@ -278,10 +276,13 @@ def _load_wrk(spec: LoadSpec) -> LoadResult:
     for index, (name, value) in enumerate(spec.headers.items(), start=1):
         env[f"BENCH_HEADER_{index}"] = f"{name}: {value}"
     seconds = f"-d{max(1, round(spec.duration))}s"
-    argv = [WRK, "-t1", f"-c{spec.concurrency}", seconds, "--timeout", "30s", "-s", str(script)]
-    finished = subprocess.run(
-        [*argv, spec.url], env=env, capture_output=True, text=True, check=True
-    )
+    with tempfile.TemporaryDirectory(prefix="bench-wrk-") as workdir:
+        script = Path(workdir) / "load.lua"
+        script.write_text(_WRK_SCRIPT)
+        argv = [WRK, "-t1", f"-c{spec.concurrency}", seconds, "--timeout", "30s", "-s", str(script)]
+        finished = subprocess.run(
+            [*argv, spec.url], env=env, capture_output=True, text=True, check=True
+        )
     line = next(ln for ln in finished.stdout.splitlines() if ln.startswith("BENCH "))
     figures = json.loads(line.removeprefix("BENCH "))
     return LoadResult(
