@@ -176,8 +176,8 @@ def _freeze_startup_objects() -> None:
     Under load a web process promotes request objects to the oldest generation fast enough to
     trigger a full collection about every 0.7 s, and each one walked all of those objects with
     the GIL held: measured here, a sixth of the minimal endpoint's time and up to 0.1 s of
-    stall for every request in flight. Frozen, a full collection walks only what requests left
-    behind. This is what `gc.freeze()` is for (CPython's docs: freeze after startup).
+    stall for every request in flight. `gc.freeze()` moves them to a permanent generation that
+    collections ignore, so a full collection walks only what requests left behind.
     """
     import_module(settings.ROOT_URLCONF)  # Django would import it on the first request.
     gc.collect()
