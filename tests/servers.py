@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -62,11 +63,15 @@ class Process:
     url: str = ""
     name: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    # The PostgreSQL application_name of every connection the process (and its children) opens.
+    application_name: str = ""
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> None:
+        """Stop the process group with `sig` (SIGKILL after `timeout`). After a SIGKILL, return
+        only once the database holds nothing more the process could still write."""
         if self.popen.poll() is None:
             os.killpg(self.popen.pid, sig)
             try:
@@ -74,15 +79,37 @@ class Process:
             except subprocess.TimeoutExpired:
                 os.killpg(self.popen.pid, signal.SIGKILL)
                 self.popen.wait(timeout=timeout)
+            if sig == signal.SIGKILL:
+                self._wait_for_database_sessions_to_end(timeout)
+
+    def _wait_for_database_sessions_to_end(self, timeout: float) -> None:
+        """A killed client's PostgreSQL backend lives on until it next touches the dead socket:
+        one running a statement finishes it first, and an autocommitted one (a claim) commits.
+        Until those backends are gone, a read could miss a write the process still makes."""
+        if connection.vendor != "postgresql":
+            return  # SQLite rolls back whatever the dead process had not committed.
+
+        def ended() -> bool:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                    [self.application_name],
+                )
+                return cursor.fetchone()[0] == 0
+
+        wait_until(ended, timeout=timeout, what=f"{self.name}'s database sessions to end")
 
 
 def _spawn(argv: list[str], env: dict[str, str], log: Path, name: str) -> Process:
     log.parent.mkdir(parents=True, exist_ok=True)
+    # libpq reads PGAPPNAME: every connection of this process tree is known by it.
+    application_name = f"notifyhub-test-{name}-{uuid.uuid4().hex[:12]}"
+    env = {**env, "PGAPPNAME": application_name}
     with log.open("wb") as handle:  # The child keeps its own copy of the descriptor.
         popen = subprocess.Popen(
             argv, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
         )
-    return Process(popen=popen, log=log, name=name)
+    return Process(popen=popen, log=log, name=name, application_name=application_name)
 
 
 def wait_until(predicate, *, timeout: float, what: str, process: Process | None = None) -> None:

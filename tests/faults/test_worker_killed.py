@@ -91,11 +91,15 @@ class Producer(threading.Thread):
     def run(self) -> None:
         with httpx.Client(timeout=30) as client:
             for n in range(EVENTS):
-                response = client.post(
-                    f"{self.url}/v1/notifications",
-                    json={"event": {"type": TYPE, "payload": {"account_id": "acme", "n": n}}},
-                    headers={"Authorization": f"Bearer {self.token}", "Api-Version": "3.0"},
-                )
+                try:
+                    response = client.post(
+                        f"{self.url}/v1/notifications",
+                        json={"event": {"type": TYPE, "payload": {"account_id": "acme", "n": n}}},
+                        headers={"Authorization": f"Bearer {self.token}", "Api-Version": "3.0"},
+                    )
+                except httpx.HTTPError as error:  # daphne stopped: a failed test's cleanup
+                    self.failures.append(repr(error))
+                    return
                 if response.status_code == 200:
                     self.accepted.append(response.json()["id"])
                 else:
@@ -109,20 +113,27 @@ class Puller(threading.Thread):
         super().__init__(daemon=True)
         self.url, self.token = url, token
         self.pulled: list[str] = []
+        self.failures: list[str] = []
         self.stop = threading.Event()
         self.drained = threading.Event()
 
     def run(self) -> None:
         with httpx.Client(timeout=30) as client:
             while True:
-                response = client.get(
-                    f"{self.url}/api/v3/integration/notifications",
-                    headers={"Authorization": f"Bearer {self.token}"},
-                )
+                try:
+                    response = client.get(
+                        f"{self.url}/api/v3/integration/notifications",
+                        headers={"Authorization": f"Bearer {self.token}"},
+                    )
+                except httpx.HTTPError as error:  # daphne stopped: a failed test's cleanup
+                    self.failures.append(repr(error))
+                    return
                 if response.status_code == 200:
                     self.pulled.append(response.json()["id"])
                     continue
-                assert response.status_code == 204, response.text
+                if response.status_code != 204:
+                    self.failures.append(f"{response.status_code} {response.text}")
+                    return
                 if self.stop.is_set():
                     self.drained.set()
                     return
@@ -255,7 +266,7 @@ def test_a_worker_killed_mid_delivery_loses_nothing_and_sends_nothing_twice_at_o
                 process=second,
             )
             pull.stop.set()
-            assert pull.drained.wait(timeout=30)
+            assert pull.drained.wait(timeout=30), pull.failures
     finally:
         pull.stop.set()
         first.stop()
@@ -314,6 +325,7 @@ def test_a_worker_killed_mid_delivery_loses_nothing_and_sends_nothing_twice_at_o
     assert PushAttempt.objects.filter(event_id__in=ingested).count() == len(owed)
 
     # Pull: every event exactly once.
+    assert pull.failures == []
     assert Counter(pull.pulled) == Counter(ingested)
 
     print(
