@@ -11,6 +11,7 @@ import asyncio
 import json
 import secrets
 import socket
+import ssl
 import threading
 import time
 import uuid
@@ -317,6 +318,17 @@ def fcm_error(status: int, code: str, error_code: str | None = None, message: st
     )
 
 
+def _ignore_disconnects(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """A client killed or gone mid-connection (the fault tests kill workers) ends its connection
+    task with a cancellation, a reset, a TLS error or a TLS shutdown it never answers ("SSL
+    shutdown timed out"): expected here, so not logged. Anything else goes to asyncio's
+    default handler."""
+    disconnects = (asyncio.CancelledError, ConnectionError, ssl.SSLError, TimeoutError)
+    if isinstance(context.get("exception"), disconnects):
+        return
+    loop.default_exception_handler(context)
+
+
 class TlsServer:
     """A hypercorn server on a loopback port, HTTP/2 over TLS, in a thread of this process."""
 
@@ -343,6 +355,7 @@ class TlsServer:
 
         async def main() -> None:
             self.stopping = asyncio.Event()
+            asyncio.get_running_loop().set_exception_handler(_ignore_disconnects)
             await serve(app, config, shutdown_trigger=self.stopping.wait)
             # Clients keep their HTTP/2 connections open: end them before the loop goes, quietly
             # (cancelled connection tasks are the expected end here, not errors).
