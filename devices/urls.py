@@ -1,6 +1,6 @@
 from django.urls import re_path
 
-from devices.api.kazoo import PushNotificationSubscriptionApi
+from devices.api.kazoo import KazooNotFoundApi, PushNotificationSubscriptionApi
 
 urlpatterns = [
     re_path(
@@ -9,4 +9,6 @@ urlpatterns = [
         PushNotificationSubscriptionApi.as_view(),
         name="kazoo-push-subscription",
     ),
+    # Last: any other /v2/ path answers Kazoo's 404 in Kazoo's envelope.
+    re_path(r"^v2/", KazooNotFoundApi.as_view(), name="kazoo-not-found"),
 ]

@@ -11,8 +11,16 @@ from typing import Any
 import redis
 from django import db
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.core import signals
+from django.core.exceptions import (
+    BadRequest,
+    PermissionDenied,
+    RequestDataTooBig,
+    SuspiciousOperation,
+)
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http.multipartparser import MultiPartParserError
+from django.utils.log import log_response
 from django.views import defaults
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
@@ -206,11 +214,40 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Http
 
 
 def handler500(request: HttpRequest) -> HttpResponse:
+    return _server_error(request, sys.exc_info()[1])
+
+
+def _server_error(request: HttpRequest, exception: BaseException | None) -> HttpResponse:
     if is_api_path(request.path):
-        exc_type = sys.exc_info()[0]
-        if exc_type is not None and issubclass(
-            exc_type, db.OperationalError | db.InterfaceError | redis.ConnectionError
-        ):
+        if isinstance(exception, db.OperationalError | db.InterfaceError | redis.ConnectionError):
             return json_error(ServiceUnavailable())
         return json_error(HubError())
     return defaults.server_error(request)
+
+
+def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+    """The URLconf's last pattern: an API path that nothing else matched."""
+    return json_error(NotFound())
+
+
+def api_exception_response(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """A view's exception on an API path, answered by the handlers above whatever DEBUG says:
+    what Django does with DEBUG off, where with it on it renders its HTML debug pages. An
+    unexpected exception is signalled and logged with its traceback, as Django does."""
+    if isinstance(exception, Http404):
+        return handler404(request, exception)
+    if isinstance(exception, PermissionDenied):
+        return handler403(request, exception)
+    if isinstance(exception, BadRequest | SuspiciousOperation | MultiPartParserError):
+        return handler400(request, exception)
+    signals.got_request_exception.send(sender=None, request=request)
+    response = _server_error(request, exception)
+    log_response(
+        "%s: %s",
+        response.reason_phrase,
+        request.path,
+        response=response,
+        request=request,
+        exception=exception,
+    )
+    return response

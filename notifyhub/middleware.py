@@ -1,4 +1,5 @@
-"""Request ids: every response carries `X-Request-ID`, and every log line names it."""
+"""Request ids (every response carries `X-Request-ID`, every log line names it), and the API's
+error body for a view's exception whatever DEBUG says."""
 
 import logging
 import re
@@ -8,6 +9,9 @@ from contextvars import ContextVar
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse
+from django.utils.deprecation import MiddlewareMixin
+
+from notifyhub import errors
 
 _request_id: ContextVar[str] = ContextVar("request_id", default="-")
 # A caller's id is echoed only if it is short and plain, so it cannot forge log lines.
@@ -65,3 +69,13 @@ class RequestIdLogFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = _request_id.get()
         return True
+
+
+class ApiErrorMiddleware(MiddlewareMixin):
+    """A view's exception on an API path gets the platform's JSON error body with DEBUG on too
+    (`make run` runs with it on), not Django's HTML debug page; other paths keep Django's."""
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not errors.is_api_path(request.path):
+            return None
+        return errors.api_exception_response(request, exception)

@@ -113,6 +113,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "notifyhub.middleware.ApiErrorMiddleware",
 ]
 
 ROOT_URLCONF = "notifyhub.urls"

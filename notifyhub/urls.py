@@ -1,11 +1,14 @@
 """Root URLs. Each app contributes the URLs of its own surfaces."""
 
+import re
+
+from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from oauth2_provider import urls as oauth2_urls
 
-from notifyhub import health
+from notifyhub import errors, health
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -18,6 +21,15 @@ urlpatterns = [
     path("", include("events.urls")),
     path("", include("subscriptions.urls")),
     path("", include("devices.urls")),
+    # Last: an API path nothing above matched is the platform's JSON 404 at once, with DEBUG on
+    # too (Django's debug 404 is an HTML page), and never APPEND_SLASH's redirect, which a POST
+    # cannot follow (with DEBUG on, Django answers such a POST with an HTML 500).
+    re_path(
+        "^(?:{})".format(
+            "|".join(re.escape(prefix.lstrip("/")) for prefix in settings.NOTIFYHUB_API_PREFIXES)
+        ),
+        errors.api_not_found,
+    ),
 ]
 
 handler400 = "notifyhub.errors.handler400"

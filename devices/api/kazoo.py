@@ -299,3 +299,18 @@ def _if_match(request: Request) -> str | None:
     if value.startswith("W/"):
         value = value[2:]
     return value.strip('"') or None
+
+
+class KazooNotFoundApi(APIView):
+    """Any other path under `/v2/`: Kazoo's 404, in its envelope, for every method."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+    parser_classes: list = []
+    schema = None  # Not an endpoint: left out of the OpenAPI schema.
+
+    def get_exception_handler(self) -> Any:
+        return kazoo_exception_handler
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        raise errors.NotFound("No such Kazoo API path.")

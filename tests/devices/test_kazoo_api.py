@@ -178,6 +178,24 @@ def test_an_invalid_path_identifier_is_404_in_the_envelope(member):
     assert_error(kazoo(member).get(url("bad%20id")), 404)
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v2/accounts/acme/devices",
+        "/v2/accounts/acme/push_notification_subscriptions/com.acme.phone",
+        f"{url()}/extra",
+        "/v2/",
+    ],
+)
+@pytest.mark.parametrize("method", ["get", "put", "delete"])
+@pytest.mark.parametrize("debug", [False, True], ids=["debug-off", "debug-on"])
+def test_any_other_v2_path_is_404_in_the_envelope(member, settings, path, method, debug):
+    settings.DEBUG = debug  # `make run` runs with DEBUG on: still no HTML page
+    body = assert_error(getattr(kazoo(member), method)(path), 404)
+    assert body["message"] == "bad_identifier"
+    assert body["auth_token"] == member.token
+
+
 # --- Revisions ---
 
 

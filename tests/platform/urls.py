@@ -5,10 +5,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from notifyhub.urls import handler404, handler500
+from notifyhub.urls import handler400, handler403, handler404, handler500
 from notifyhub.urls import urlpatterns as hub_urlpatterns
 
-__all__ = ["handler404", "handler500", "urlpatterns"]
+__all__ = ["handler400", "handler403", "handler404", "handler500", "urlpatterns"]
 
 
 class AdminOnlyProbe(APIView):
@@ -36,8 +36,8 @@ class CrashingProbe(APIView):
 
 
 urlpatterns = [
-    *hub_urlpatterns,
     path("api/probe/admin", AdminOnlyProbe.as_view()),
     path("api/probe/undeclared", UndeclaredProbe.as_view()),
     path("api/probe/crash", CrashingProbe.as_view()),
+    *hub_urlpatterns,  # Last: it ends with the catch-all of unknown API paths.
 ]
