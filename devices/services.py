@@ -20,6 +20,7 @@ from events.channels import RoutingStatement
 from events.models import Event
 from events.services import event_ingest
 from notifyhub import errors
+from notifyhub.formats import UNSTORABLE_MESSAGE, unstorable_char
 from notifyhub.models import Account
 from notifyhub.sql import sql_names
 
@@ -83,6 +84,8 @@ def _text(problems: Problems, data: dict[str, Any], key: str) -> str:
         return ""
     if not value.strip():
         _problem(problems, key, "minLength", "String must be at least 1 characters", target=1)
+    elif unstorable_char(value) is not None:
+        _problem(problems, key, "format", f"String {UNSTORABLE_MESSAGE}")
     elif len(value) > TEXT_LIMITS[key]:
         _problem(
             problems,

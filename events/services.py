@@ -18,6 +18,7 @@ from events.channels import RoutingStatement, channels_all
 from events.models import ApiKey, Event, EventType, new_event_id
 from events.selectors import event_type_get_cached
 from notifyhub import errors
+from notifyhub.formats import UNSTORABLE_MESSAGE, unstorable_char, unstorable_path
 from notifyhub.sql import sql_names
 from notifyhub.types import JSONDict
 
@@ -102,11 +103,18 @@ def event_ingest(
 
     `producer` scopes the idempotency key; without a key the type and payload are the key.
     """
+    if unstorable_char(type_id) is not None:  # No catalogue id has one, and no query may ask.
+        raise IngestRefused(f"event.type: unknown event type {type_id!r}", field="event.type")
     event_type = event_type_get_cached(type_id=type_id)
     if event_type is None:
         raise IngestRefused(f"event.type: unknown event type {type_id!r}", field="event.type")
     if not event_type.enabled:
         raise IngestRefused(f"event.type: event type {type_id!r} is disabled", field="event.type")
+    where = unstorable_path(payload, "event.payload")
+    if where is not None:
+        raise IngestRefused(f"{where}: {UNSTORABLE_MESSAGE}", field=where)
+    if idempotency_key is not None and unstorable_char(idempotency_key) is not None:
+        raise IngestRefused(f"idempotency key: {UNSTORABLE_MESSAGE}", field="Idempotency-Key")
     _validate_payload(event_type, payload)
 
     fingerprint = payload_fingerprint(type_id=type_id, payload=payload)

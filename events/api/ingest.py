@@ -19,7 +19,7 @@ from events.models import ApiKey
 from events.services import IngestRefused, event_ingest
 from notifyhub import errors
 from notifyhub.auth import BearerTokenAuthentication, TokenInfo
-from notifyhub.formats import iso_utc
+from notifyhub.formats import iso_utc, unstorable_char
 from notifyhub.types import JSONDict
 
 SUPPORTED_API_VERSIONS = ("3.0",)
@@ -103,6 +103,11 @@ def _text(value: Any, field: str, *, max_length: int) -> str:
         raise IngestRefused(
             f"{field}: Ensure this field has no more than {max_length} characters.", field=field
         )
+    char = unstorable_char(text)
+    if char == "U+0000":
+        raise IngestRefused(f"{field}: Null characters are not allowed.", field=field)
+    if char is not None:
+        raise IngestRefused(f"{field}: Surrogate characters are not allowed: {char}.", field=field)
     return text
 
 

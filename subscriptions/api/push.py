@@ -142,6 +142,11 @@ def _single(query: QueryDict, *names: str) -> str | None:
     return None
 
 
+def _printable(value: str) -> bool:
+    """No control character: a query parameter is stored with the stream's session."""
+    return not any(ord(ch) < 32 for ch in value)
+
+
 class StreamParams:
     """The validated parameters of one subscribe request."""
 
@@ -150,7 +155,7 @@ class StreamParams:
         client_id = _single(query, "clientId", "client_id")
         if not client_id:
             raise errors.Unprocessable("clientId: this parameter is required", field="clientId")
-        if len(client_id) > 200 or any(ord(ch) < 32 for ch in client_id):
+        if len(client_id) > 200 or not _printable(client_id):
             raise errors.Unprocessable(
                 "clientId: at most 200 printable characters", field="clientId"
             )
@@ -171,13 +176,15 @@ class StreamParams:
             raise errors.Unprocessable(
                 "accountIds: required when kinds has accountStatus", field="accountIds"
             )
-        if any(len(account) > 128 for account in account_ids):
+        if any(len(account) > 128 or not _printable(account) for account in account_ids):
             raise errors.Unprocessable(
-                "accountIds: at most 128 characters each", field="accountIds"
+                "accountIds: at most 128 printable characters each", field="accountIds"
             )
         ticket_number = _single(query, "ticketNumber", "ticket_number") or ""
-        if len(ticket_number) > 128:
-            raise errors.Unprocessable("ticketNumber: at most 128 characters", field="ticketNumber")
+        if len(ticket_number) > 128 or not _printable(ticket_number):
+            raise errors.Unprocessable(
+                "ticketNumber: at most 128 printable characters", field="ticketNumber"
+            )
         # The header wins: an EventSource reconnecting sends it, and its URL keeps the
         # lastEventId it was first opened with.
         last_event_id = request.headers.get("Last-Event-ID")

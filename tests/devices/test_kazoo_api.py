@@ -396,6 +396,18 @@ def test_schema_violations_are_400_naming_the_field_and_rule(member, changes, fi
     assert not Device.objects.exists()
 
 
+@pytest.mark.parametrize("field", ["mobile_device_id", "sip_proxy_server"])
+@pytest.mark.parametrize("bad", ["phone\x00", "phone\ud800"], ids=["nul", "surrogate"])
+def test_text_no_database_can_store_is_400_naming_the_field(member, field, bad):
+    # JSON's escapes decode to NUL and to an unpaired surrogate; neither can be stored.
+    raw = json.dumps({"data": document(**{field: bad})})
+    body = assert_error(send(kazoo(member), "put", url(), raw), 400)
+    assert body["message"] == "invalid data"
+    assert set(body["data"]) == {field}
+    assert "format" in body["data"][field]
+    assert not Device.objects.exists()
+
+
 @pytest.mark.parametrize(
     "missing", ["mobile_device_id", "platform", "sip_proxy_server", "notification_registration_ids"]
 )

@@ -165,6 +165,41 @@ def test_malformed_events_are_422_naming_the_field(client, order_type, api_key, 
     assert not Event.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("raw_event", "field", "says"),
+    [
+        ('{"type": "order.accepted\\u0000", "payload": {}}', "event.type", "Null characters"),
+        ('{"type": "order\\ud800", "payload": {}}', "event.type", "Surrogate characters"),
+        ('{"type": "order.accepted", "id": "k\\u0000", "payload": {}}', "event.id", "Null"),
+        ('{"type": "order.accepted", "payload": {"a": "x\\u0000"}}', "event.payload.a", "NUL"),
+        (
+            '{"type": "order.accepted", "payload": {"a": ["ok", "\\udc00"]}}',
+            "event.payload.a.1",
+            "NUL",
+        ),
+        ('{"type": "order.accepted", "payload": {"a": {"b\\u0000": 1}}}', "event.payload.a", "NUL"),
+    ],
+    ids=["type-nul", "type-surrogate", "id-nul", "payload-nul", "payload-surrogate", "key-nul"],
+)
+def test_text_no_database_can_store_is_422_naming_the_field(
+    client, order_type, api_key, raw_event, field, says
+):
+    # JSON's \u0000 and lone \ud800 escapes decode to characters PostgreSQL cannot store
+    # (text and jsonb refuse NUL) and UTF-8 cannot encode: refused, never a server error.
+    response = post(client, '{"event": ' + raw_event + "}", key=api_key)
+    assert response.status_code == 422, response.content
+    assert response.json()["field"] == field
+    assert says in response.json()["description"]
+    assert not Event.objects.exists()
+
+
+def test_a_payload_may_carry_a_backslash_u_text(client, order_type, api_key):
+    # The text "\u0000" (a backslash, then u0000) is storable: only the character is refused.
+    response = post(client, event(note="\\u0000"), key=api_key)
+    assert response.status_code == 200, response.content
+    assert Event.objects.get().payload == {"note": "\\u0000"}
+
+
 def test_a_disabled_type_is_422(client, order_type, api_key):
     EventType.objects.filter(pk="order.accepted").update(enabled=False)
     response = post(client, event(), key=api_key)

@@ -83,6 +83,20 @@ def test_a_malformed_last_event_id_is_422_in_the_header(consumer, bad):
     assert_error(response, 422, "NOT000013", "Last-Event-ID")
 
 
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"clientId": "c\x00"}, "clientId"),
+        ({"kinds": "accountStatus", "accountIds": "acme\x00"}, "accountIds"),
+        ({"ticketNumber": "T-1\x00"}, "ticketNumber"),
+    ],
+)
+def test_a_nul_in_a_stored_parameter_is_422_not_a_server_error(member, params, field):
+    # Each is stored with the stream's session, and PostgreSQL's text cannot hold NUL.
+    response = subscribe(member, **{"clientId": "c", "kinds": "newMessage", **params})
+    assert_error(response, 422, "NOT000013", field)
+
+
 def test_a_malformed_last_event_id_is_422_in_the_query(consumer):
     response = subscribe(consumer, clientId="c", kinds="newMessage", lastEventId="test:abc")
     assert_error(response, 422, "NOT000013", "lastEventId")
