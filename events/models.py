@@ -10,6 +10,7 @@ from django.db import models
 from django.utils import timezone
 from ulid import ULID
 
+from notifyhub.formats import UNSTORABLE_MESSAGE, unstorable_path
 from notifyhub.models import identifier_validator
 
 
@@ -36,6 +37,9 @@ class EventType(models.Model):
 
     def clean(self) -> None:
         if self.schema is not None:
+            where = unstorable_path(self.schema, "schema")
+            if where is not None:
+                raise ValidationError({"schema": f"{where}: {UNSTORABLE_MESSAGE}"})
             try:
                 jsonschema.Draft202012Validator.check_schema(self.schema)
             except jsonschema.SchemaError as exc:

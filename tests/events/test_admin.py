@@ -59,6 +59,17 @@ def test_an_invalid_schema_is_refused_in_the_admin(operator):
     assert not EventType.objects.filter(pk="order.x").exists()
 
 
+def test_a_schema_holding_a_nul_is_refused_in_the_admin_not_a_server_error(operator):
+    # The form's JSON decodes "\u0000" to NUL, which PostgreSQL's jsonb cannot store.
+    response = operator.post(
+        "/admin/events/eventtype/add/",
+        {"id": "order.x", "description": "", "enabled": "on", "schema": '{"title": "a\\u0000"}'},
+    )
+    assert response.status_code == 200
+    assert "may not contain NUL" in response.content.decode()
+    assert not EventType.objects.filter(pk="order.x").exists()
+
+
 def test_the_index_counts_recent_events(operator):
     event_ingest(producer="key:1", type_id="chat", payload={"a": 1}, idempotency_key=None)
     content = operator.get("/admin/").content.decode()
