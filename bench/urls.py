@@ -65,8 +65,8 @@ class BareClaimApi(APIView):
 
 
 urlpatterns = [
+    *hub_urlpatterns,
     path("bench/minimal", MinimalApi.as_view()),
     path("bench/bare-insert", BareInsertApi.as_view()),
     path("bench/bare-claim/<str:subscription_id>", BareClaimApi.as_view()),
-    *hub_urlpatterns,  # Last: it ends with the catch-all of unknown API paths.
 ]
