@@ -21,7 +21,8 @@ from django.core.exceptions import (
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.utils.log import log_response
-from django.views import defaults
+from django.views import csrf, defaults
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
@@ -225,9 +226,17 @@ def _server_error(request: HttpRequest, exception: BaseException | None) -> Http
     return defaults.server_error(request)
 
 
+@csrf_exempt  # It changes nothing; a POST without a CSRF token gets the same 404.
 def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
     """The URLconf's last pattern: an API path that nothing else matched."""
     return json_error(NotFound())
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: a JSON 403 on API paths, Django's page elsewhere."""
+    if is_api_path(request.path):
+        return json_error(Forbidden())
+    return csrf.csrf_failure(request, reason)
 
 
 def api_exception_response(request: HttpRequest, exception: Exception) -> HttpResponse:

@@ -117,6 +117,7 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "notifyhub.urls"
+CSRF_FAILURE_VIEW = "notifyhub.errors.csrf_failure"
 ASGI_APPLICATION = "notifyhub.asgi.application"
 WSGI_APPLICATION = "notifyhub.wsgi.application"
 

@@ -1,6 +1,7 @@
 """API plumbing: the error body on every API path, request ids, never an HTML page or a 500."""
 
 import pytest
+from django.test import Client
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.platform.urls")]
 
@@ -24,11 +25,26 @@ def test_unknown_api_path_is_a_json_404(client, debug, path, method):
     assert response.json() == {"code": "NOT000003", "description": "Not found."}
 
 
-def test_an_api_path_missing_its_slash_is_a_json_404_not_a_redirect(client, debug):
+def test_an_api_path_missing_its_slash_is_a_json_404_not_a_redirect(debug):
     # APPEND_SLASH would redirect a GET (a POST cannot follow it; with DEBUG on Django raises).
+    # CSRF checks on, as a real client meets them: the 404 needs no token.
+    client = Client(enforce_csrf_checks=True)
     for response in (client.get("/o/token"), client.post("/o/token", {"grant_type": "x"})):
         assert response.status_code == 404
         assert response.json()["code"] == "NOT000003"
+
+
+def test_a_csrf_failure_on_an_api_path_is_a_json_403(debug):
+    # DOT's authorization page is a form view under /o/: a POST without the CSRF token.
+    response = Client(enforce_csrf_checks=True).post("/o/authorize/", {"allow": "Authorize"})
+    assert response.status_code == 403
+    assert response.json() == {"code": "NOT000012", "description": "Not allowed."}
+
+
+def test_a_csrf_failure_outside_the_api_stays_html(debug):
+    response = Client(enforce_csrf_checks=True).post("/admin/login/", {"username": "x"})
+    assert response.status_code == 403
+    assert response["Content-Type"].startswith("text/html")
 
 
 def test_unknown_page_outside_the_api_stays_html(client, debug):
