@@ -193,6 +193,19 @@ def test_text_no_database_can_store_is_422_naming_the_field(
     assert not Event.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("type_id", "key", "field"),
+    [("order.accepted\x00", None, "event.type"), ("order.accepted", "k\x00", "Idempotency-Key")],
+)
+def test_the_service_refuses_unstorable_text_whoever_calls_it(order_type, type_id, key, field):
+    from events.services import IngestRefused, event_ingest
+
+    with pytest.raises(IngestRefused) as refused:
+        event_ingest(producer="key:1", type_id=type_id, payload={}, idempotency_key=key)
+    assert refused.value.field == field
+    assert not Event.objects.exists()
+
+
 def test_a_payload_may_carry_a_backslash_u_text(client, order_type, api_key):
     # The text "\u0000" (a backslash, then u0000) is storable: only the character is refused.
     response = post(client, event(note="\\u0000"), key=api_key)

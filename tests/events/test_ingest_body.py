@@ -37,6 +37,11 @@ BODIES = [
     {"event": {"type": "t", "payload": {}, "id": "k" * 256}},
     {"event": {"type": "t", "payload": {}, "id": " key-1 "}},
     {"event": {"type": "t", "payload": {}, "extra": 1}},
+    # Text no database can store: DRF's CharField refuses NUL and unpaired surrogates.
+    {"event": {"type": "t\x00", "payload": {}}},
+    {"event": {"type": "t\ud800x", "payload": {}}},
+    {"event": {"type": "t", "payload": {}, "id": "k\x00"}},
+    {"event": {"type": "t", "payload": {}, "id": "\udfff"}},
     # Several errors: the first in field order (id, type, payload) is the one named.
     {"event": {"id": "", "type": None}},
     {"event": {"id": None, "payload": 1}},
