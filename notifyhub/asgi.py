@@ -6,6 +6,7 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
+from http import HTTPStatus
 from importlib import import_module
 
 import django
@@ -149,24 +150,35 @@ async def http_application(scope, receive, send):  # type: ignore[no-untyped-def
 application = ProtocolTypeRouter({"http": http_application})
 
 
-class BodyPassingWebRequest(http_protocol.WebRequest):
-    """daphne's request, without Twisted's own parse of POST form bodies.
+_PHRASES = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
 
-    daphne hands the raw body to the application and never reads the `args` Twisted parses
-    from a form or multipart body, so that parse is wasted: a fifth of a millisecond per JSON
-    POST (Twisted reads every Content-Type with the `email` package), and on a malformed
-    multipart body Twisted answered with its own HTML 400 before Django saw the request. The
-    `parsePOSTFormSubmission` switch is Twisted's way to opt out (twisted/twisted#12413).
+
+class HubWebRequest(http_protocol.WebRequest):
+    """daphne's request, with two of Twisted's habits corrected.
+
+    - No parse of POST form bodies: daphne hands the raw body to the application and never
+      reads the `args` Twisted parses from a form or multipart body, so that parse is wasted: a
+      fifth of a millisecond per JSON POST (Twisted reads every Content-Type with the `email`
+      package), and on a malformed multipart body Twisted answered with its own HTML 400 before
+      Django saw the request. The `parsePOSTFormSubmission` switch is Twisted's way to opt out
+      (twisted/twisted#12413).
+    - Every status gets its reason phrase: ASGI carries none, and Twisted's table lacks 422 and
+      429 among others, which went out as `422 Unknown Status`.
     """
 
     def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         kwargs["parsePOSTFormSubmission"] = False
         super().__init__(*args, **kwargs)
 
+    def setResponseCode(self, code: int, message: bytes | None = None) -> None:
+        if message is None and code in _PHRASES:  # any other status keeps Twisted's answer
+            message = _PHRASES[code]
+        super().setResponseCode(code, message)
+
 
 # daphne's protocol factory builds each connection's requests from this module attribute; the
 # daphne command imports `application` (this module) before it serves its first connection.
-http_protocol.WebRequest = BodyPassingWebRequest
+http_protocol.WebRequest = HubWebRequest
 
 
 def _freeze_startup_objects() -> None:

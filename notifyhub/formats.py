@@ -10,23 +10,23 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 UNSTORABLE_MESSAGE = "text may not contain NUL characters or unpaired surrogates"
 
 
+# RFC 3339 in UTC, whole seconds, `Z`: the one timestamp format of every surface, as the
+# Notification API's contract shows it (`2018-01-23T04:56:22Z`). A client parsing with a fixed
+# format reads every timestamp the hub writes; ids, not timestamps, order events.
+DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
 def iso_utc(value: datetime) -> str:
-    """A timestamp as DRF's DateTimeField renders it under USE_TZ/UTC: ISO 8601 ending in `Z`."""
-    text = value.astimezone(UTC).isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
+    """A timestamp as every surface writes it: `2018-01-23T04:56:22Z` (fractions dropped)."""
+    return value.astimezone(UTC).strftime(DATETIME_FORMAT)
 
 
 def iso_utc_sql(column: str) -> str:
     """`iso_utc` as a PostgreSQL expression over a timestamptz `column`, for statements that
-    render JSON themselves: the six digits of microseconds appear only when they are not all
-    zero, as `datetime.isoformat` writes them."""
-    # Taken in UTC before truncating, so neither the session's time zone nor a zone's
-    # sub-minute historical offset can move the second boundary.
-    utc = f"({column} AT TIME ZONE 'UTC')"
-    return (
-        f"to_char({utc}, CASE WHEN date_trunc('second', {utc}) = {utc}"
-        """ THEN 'YYYY-MM-DD"T"HH24:MI:SS"Z"' ELSE 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"' END)"""
-    )
+    render JSON themselves (to_char drops the fraction, as strftime does)."""
+    # Taken in UTC, so neither the session's time zone nor a zone's sub-minute historical
+    # offset can move the second boundary.
+    return f"""to_char((({column}) AT TIME ZONE 'UTC'), 'YYYY-MM-DD"T"HH24:MI:SS"Z"')"""
 
 
 def unstorable_char(text: str) -> str | None:
