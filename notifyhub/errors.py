@@ -104,6 +104,11 @@ class ServiceUnavailable(HubError):
     code, status, description = "NOT000014", 503, "A backing service is unavailable; retry later."
 
 
+class Conflict(HubError):
+    code, status = "NOT000015", 409
+    description = "The request does not apply to the resource in its current state."
+
+
 WWW_AUTHENTICATE = 'Bearer realm="notifyhub"'
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from notifyhub.formats import DATETIME_FORMAT
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("NOTIFYHUB_VAR_DIR", BASE_DIR / "var"))
 
@@ -319,6 +321,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "notifyhub.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "notifyhub.openapi.HubAutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Every surface writes timestamps one way (notifyhub.formats.iso_utc).
+    "DATETIME_FORMAT": DATETIME_FORMAT,
 }
 
 SPECTACULAR_SETTINGS = {
@@ -337,8 +341,12 @@ SPECTACULAR_SETTINGS = {
 NOTIFYHUB_MAX_EVENT_BYTES = env_int("NOTIFYHUB_MAX_EVENT_BYTES", 256 * 1024, minimum=1024)
 # An idempotency key is remembered at least this long (the sweep frees older keys).
 NOTIFYHUB_IDEMPOTENCY_WINDOW = env_seconds("NOTIFYHUB_IDEMPOTENCY_WINDOW", 24 * 3600)
-# How long a queued notification stays readable unless its subscription says otherwise.
+# How long a queued notification stays readable by the paged pull unless its subscription says
+# otherwise (the Notification API's contract: configurable, 6 hours by default).
 NOTIFYHUB_RETENTION = env_seconds("NOTIFYHUB_RETENTION", 6 * 3600)
+# How long the Integration API (FIFO pull, webhook push and release) keeps a notification at
+# least, whatever its subscription's retention (that contract: 72 hours).
+NOTIFYHUB_INTEGRATION_RETENTION = env_seconds("NOTIFYHUB_INTEGRATION_RETENTION", 72 * 3600)
 NOTIFYHUB_PAGE_SIZE = env_int("NOTIFYHUB_PAGE_SIZE", 100, minimum=1)
 NOTIFYHUB_MAX_PAGE_SIZE = 1000
 

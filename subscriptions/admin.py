@@ -11,6 +11,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 
+from notifyhub import errors
 from notifyhub.admin import site
 from subscriptions.api.push import admin_live_feed
 from subscriptions.models import (
@@ -163,10 +164,20 @@ class DeliveryAdmin(admin.ModelAdmin):
     @admin.action(description="Release for this client (its failed and unknown deliveries)")
     def release_for_client(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
         clients = set(queryset.values_list("subscription__client_id", flat=True))
-        count = sum(
-            deliveries_release(client_id=client_id, rate_limited=False) for client_id in clients
-        )
+        count, refused = 0, []
+        for client_id in sorted(clients):
+            try:
+                count += deliveries_release(client_id=client_id, rate_limited=False)
+            except errors.Conflict:
+                refused.append(client_id)
         self.message_user(request, f"{count} deliveries released for {len(clients)} client(s).")
+        if refused:
+            self.message_user(
+                request,
+                f"Not released for {', '.join(refused)}: the hub pushes nothing to them "
+                "(no subscription with an active notification_url).",
+                level=messages.WARNING,
+            )
 
 
 @admin.register(DeliveryAttempt, site=site)

@@ -65,13 +65,14 @@ def notification_page_item(
     }
 
 
-def notification_page_item_sql(*, event: str, queued: str) -> str:
+def notification_page_item_sql(*, event: str, queued: str, expires_at: str) -> str:
     """`notification_page_item` as a PostgreSQL `json` expression over an events_event row and
-    its subscriptions_notification row (the aliases `event` and `queued`): the same keys in the
-    same order, the same value formats, and the payload as jsonb writes it."""
+    its subscriptions_notification row (the aliases `event` and `queued`) and the SQL of the
+    item's paged-pull expiry: the same keys in the same order, the same value formats, and the
+    payload as jsonb writes it."""
     return (
         f"json_build_object('id', {event}.id, 'event_type_id', {event}.type_id,"
         f" 'created_at', {iso_utc_sql(f'{queued}.created_at')},"
-        f" 'expires_at', {iso_utc_sql(f'{queued}.expires_at')},"
+        f" 'expires_at', {iso_utc_sql(expires_at)},"
         f" 'payload', {event}.payload)"
     )

@@ -12,6 +12,7 @@ from django.utils import timezone
 from notifyhub import errors
 from notifyhub.redis import redis_client, redis_key
 from subscriptions.models import Delivery, DeliveryAttempt
+from subscriptions.selectors import subscriptions_pushing
 from subscriptions.webhooks import deliveries_enqueue
 
 
@@ -58,14 +59,11 @@ def deliveries_sweep(
 
 
 def _releasable(*, client_id: str) -> QuerySet[Delivery]:
-    now = timezone.now()
     return Delivery.objects.filter(
-        subscription__client_id=client_id,
-        subscription__active=True,
-        subscription__push_disabled_at__isnull=True,
+        subscription__in=subscriptions_pushing(client_id=client_id),
         status__in=[Delivery.Status.FAILED, Delivery.Status.UNKNOWN],
-        expires_at__gt=now,
-    ).exclude(subscription__notification_url="")
+        expires_at__gt=timezone.now(),
+    )
 
 
 def _release_window_take(*, client_id: str) -> None:
@@ -88,7 +86,13 @@ def _release_window_take(*, client_id: str) -> None:
 def deliveries_release(*, client_id: str, dry_run: bool = False, rate_limited: bool = True) -> int:
     """Re-dispatch the client's failed and unknown deliveries that have not expired; returns how
     many. Once per interval per client unless `rate_limited` is off (operators); a dry run only
-    counts and spends nothing."""
+    counts and spends nothing. Only for a client the hub pushes to: for any other, release
+    means nothing, so it is refused and spends nothing either."""
+    if not subscriptions_pushing(client_id=client_id).exists():
+        raise errors.Conflict(
+            "Release applies only to clients the hub pushes to: no subscription of this "
+            "client has an active notification_url."
+        )
     if dry_run:
         return _releasable(client_id=client_id).count()
     if rate_limited:

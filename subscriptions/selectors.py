@@ -2,10 +2,12 @@
 
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.duration import duration_microseconds
 
 from events.models import Event
 from notifyhub.sql import sql_names
@@ -25,14 +27,22 @@ class SubscribersSql:
     the event, `s` for the subscription."""
 
     source: str  # FROM ... WHERE ...: narrow it with `AND s.<column> ...`
-    expires_at: str  # the row's expiry: the event's time + s.retention
+    expires_at: str  # the row's end of life: the event's time + `kept_for(s)`
     order_by: str  # Subscription's ordering, in which the ORM versions inserted the rows
 
 
-def subscribers_sql() -> SubscribersSql:
+def subscribers_sql(*, integration_retention: timedelta) -> SubscribersSql:
+    """The routing statements' shared SQL; a row lives for its subscription's retention or
+    `integration_retention`, whichever is longer (the Integration API reads it that long)."""
     e = sql_names(Event)
     s = sql_names(Subscription)
     w = sql_names(SubscriptionEventType)
+    # A literal, not a parameter: the statements are built once per value (it is a setting).
+    if connection.vendor == "postgresql":
+        seconds = int(integration_retention.total_seconds())
+        kept = f"GREATEST(s.{s.retention}, make_interval(secs => {seconds}))"
+    else:  # SQLite keeps a duration as integer microseconds
+        kept = f"max(s.{s.retention}, {duration_microseconds(integration_retention)})"
     return SubscribersSql(
         source=(
             f"FROM new_event AS e JOIN {w.table} AS w ON w.{w.event_type} = e.{e.type}"
@@ -40,9 +50,7 @@ def subscribers_sql() -> SubscribersSql:
         ),
         # timestamptz + interval on PostgreSQL; on SQLite (text + bigint microseconds) Django's
         # own django_format_dtdelta, which writes the sum in the text format the ORM writes.
-        expires_at=connection.ops.combine_duration_expression(
-            "+", [f"e.{e.created_at}", f"s.{s.retention}"]
-        ),
+        expires_at=connection.ops.combine_duration_expression("+", [f"e.{e.created_at}", kept]),
         order_by=f"ORDER BY s.{s.subscription_date} DESC",
     )
 
@@ -65,10 +73,17 @@ def subscription_get(*, subscription_id: str) -> Subscription | None:
     return Subscription.objects.filter(pk=pk).first()
 
 
+def subscriptions_pushing(*, client_id: str) -> QuerySet[Subscription]:
+    """The client's subscriptions whose new events are POSTed to a URL (Subscription.pushes)."""
+    return Subscription.objects.filter(
+        client_id=client_id, active=True, push_disabled_at__isnull=True
+    ).exclude(notification_url="")
+
+
 def subscription_remaining(*, subscription: Subscription) -> int:
-    """Notifications still readable: expired ones count as gone at once."""
+    """Notifications the paged pull can still read: expired ones count as gone at once."""
     return Notification.objects.filter(
-        subscription=subscription, expires_at__gt=timezone.now()
+        subscription=subscription, created_at__gt=timezone.now() - subscription.retention
     ).count()
 
 

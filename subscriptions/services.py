@@ -106,12 +106,14 @@ def subscription_delete(*, subscription: Subscription) -> None:
 
 
 @functools.cache
-def _notifications_routing_statement(vendor: str) -> RoutingStatement:
+def _notifications_routing_statement(
+    vendor: str, integration_retention: timedelta
+) -> RoutingStatement:
     """The pull queue's routing statement for this database vendor (built once)."""
     n = sql_names(Notification)
     s = sql_names(Subscription)
     e = sql_names(Event)
-    subscribers = subscribers_sql()
+    subscribers = subscribers_sql(integration_retention=integration_retention)
     # ORDER BY: ids (the FIFO order across a client's subscriptions) in Subscription's ordering,
     # as the ORM version gave them.
     sql = f"""
@@ -126,111 +128,31 @@ def _notifications_routing_statement(vendor: str) -> RoutingStatement:
 
 def notifications_routing_statement(*, connection: BaseDatabaseWrapper) -> RoutingStatement:
     """Queue the new event for every active subscription to its type (one statement)."""
-    return _notifications_routing_statement(connection.vendor)
-
-
-@dataclass(frozen=True)
-class _Claim:
-    """Which queued rows a read takes, and how it marks the subscriptions it read from."""
-
-    queue: Q  # the Notification rows this reader may take
-    touched: Q  # the Subscription rows whose read marks (last request, pages) it updates
-    count_page: bool  # whether this read counts as one more page
-
-
-def _claim_postgresql(claim: _Claim, limit: int) -> tuple[int, list[ClaimedNotification]]:
-    """One statement, one commit: pick the oldest live rows (skipping rows other readers hold),
-    delete them, mark the subscription read, and return the rows joined with their events.
-
-    `FOR UPDATE SKIP LOCKED` makes concurrent readers take disjoint rows instead of waiting on,
-    or re-reading, each other's. Doing it all in one statement costs one round trip and one WAL
-    flush, like a bare claim. The plan relies on current statistics for the queue table (its
-    migration tunes autovacuum to analyze it often): without them PostgreSQL bitmap-scans and
-    sorts the whole queue.
-    """
-    now = timezone.now()
-    picked_sql, picked_params = (
-        Notification.objects.filter(claim.queue, expires_at__gt=now)
-        .order_by("id")
-        .values("id")[:limit]
-        .query.sql_with_params()
+    return _notifications_routing_statement(
+        connection.vendor, settings.NOTIFYHUB_INTEGRATION_RETENTION
     )
-    touched_sql, touched_params = (
-        Subscription.objects.filter(claim.touched).values("id").query.sql_with_params()
-    )
-    notification = Notification._meta.db_table
-    subscription = Subscription._meta.db_table
-    event = Event._meta.db_table
-    pages = "pages_read = pages_read + 1, " if claim.count_page else ""
-    sql = f"""
-        WITH picked AS ({picked_sql} FOR UPDATE SKIP LOCKED),
-        claimed AS (
-            DELETE FROM {notification} AS n USING picked WHERE n.id = picked.id
-            RETURNING n.id, n.event_id, n.created_at, n.expires_at
-        ),
-        touched AS (
-            UPDATE {subscription} SET {pages}last_request_date = %s
-            WHERE id IN ({touched_sql}) RETURNING pages_read
-        ),
-        page AS (SELECT max(pages_read) AS number FROM touched)
-        SELECT page.number, c.id, c.event_id, e.type_id, e.payload, c.created_at, c.expires_at
-        FROM page
-        LEFT JOIN (claimed AS c JOIN {event} AS e ON e.id = c.event_id) ON true
-        ORDER BY c.id
-    """  # noqa: S608 - the SQL is built by the ORM and from our models' table names
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*picked_params, now, *touched_params])
-        rows = cursor.fetchall()
-    page = rows[0][0] or 0 if rows else 0
-    return page, [
-        ClaimedNotification(
-            id=row[1],
-            event_id=row[2],
-            type_id=row[3],
-            payload=json.loads(row[4]) if isinstance(row[4], str) else row[4],
-            created_at=row[5],
-            expires_at=row[6],
-        )
-        for row in rows
-        if row[1] is not None
-    ]
 
 
-def _claim_portable(claim: _Claim, limit: int) -> tuple[int, list[ClaimedNotification]]:
-    """The same claim for SQLite: its transactions start IMMEDIATE (settings), which serialises
-    writers, so the select-then-delete below cannot interleave with another reader's."""
-    with transaction.atomic():
-        rows = list(
-            Notification.objects.filter(claim.queue, expires_at__gt=timezone.now())
-            .order_by("id")
-            .values_list("id", "event_id", "created_at", "expires_at")[:limit]
-        )
-        Notification.objects.filter(id__in=[row[0] for row in rows]).delete()
-        touched = Subscription.objects.filter(claim.touched)
-        changes: dict[str, object] = {"last_request_date": timezone.now()}
-        if claim.count_page:
-            changes["pages_read"] = F("pages_read") + 1
-        touched.update(**changes)
-        page = max(touched.values_list("pages_read", flat=True), default=0)
-    events = Event.objects.in_bulk([row[1] for row in rows])
-    return page, [
-        ClaimedNotification(
-            id=row[0],
-            event_id=row[1],
-            type_id=events[row[1]].type_id,
-            payload=events[row[1]].payload,
-            created_at=row[2],
-            expires_at=row[3],
-        )
-        for row in rows
-        if row[1] in events
-    ]
+# --- Read-once claims ---
+#
+# One queue row per (subscription, event), read by two surfaces with two horizons:
+# - the paged pull (Notification API) reads a subscription's rows until `created_at + retention`
+#   (the subscription's, NOTIFYHUB_RETENTION by default): `_paged_cutoff`;
+# - the FIFO pull (Integration API) reads a client's rows until the row's `expires_at`, which
+#   routing set to `created_at + max(retention, NOTIFYHUB_INTEGRATION_RETENTION)`, and hands an
+#   event out once per client, however many of its subscriptions queued it.
+# A paged read drops the rows it passes that its own horizon has expired, so the next page does
+# not walk them again (a client paging a subscription never reads them through FIFO anyway).
+
+# Most stale rows one paged read drops (the rest go with the next read, or the purge).
+_STALE_BATCH = 10_000
+# pg_advisory_xact_lock's first key: the lock space of FIFO reads (keyed by client id).
+_FIFO_LOCK_SPACE = 0x6E68
 
 
-def _claim(claim: _Claim, limit: int) -> tuple[int, list[ClaimedNotification]]:
-    if connection.vendor == "postgresql":
-        return _claim_postgresql(claim, limit)
-    return _claim_portable(claim, limit)
+def _paged_cutoff(subscription: Subscription, now: datetime) -> datetime:
+    """Rows created at or before this are past the paged pull's horizon."""
+    return now - subscription.retention
 
 
 def notifications_claim_page(
@@ -252,12 +174,16 @@ def _claim_page_postgresql(
     *, client_id: str, subscription_id: str, size: int | None
 ) -> ClaimedPage | None:
     """The paged claim as one statement and one round trip that also renders the page:
-    check visibility, pick the oldest live rows (skipping rows other readers hold), delete
-    them, count the page on the subscription, and build the items' JSON array.
+    check visibility, pick the oldest rows within the paged horizon (skipping rows other readers
+    hold), delete them and the stale rows before them, count the page on the subscription, and
+    build the items' JSON array.
 
-    PostgreSQL writes the JSON (`notification_page_item_sql`), so no payload or timestamp is
-    decoded into Python objects only to be encoded again. See `_claim_postgresql` for why
-    `FOR UPDATE SKIP LOCKED` and why one statement.
+    `FOR UPDATE SKIP LOCKED` makes concurrent readers take disjoint rows instead of waiting on,
+    or re-reading, each other's. One statement costs one round trip and one WAL flush, like a
+    bare claim, and PostgreSQL writes the JSON (`notification_page_item_sql`), so no payload or
+    timestamp is decoded into Python objects only to be encoded again. The plan relies on
+    current statistics for the queue table (its migration tunes autovacuum to analyze it
+    often): without them PostgreSQL bitmap-scans and sorts the whole queue.
     """
     try:
         pk = uuid.UUID(subscription_id)
@@ -268,17 +194,21 @@ def _claim_page_postgresql(
         subscriptions_visible(client_id=client_id)
         .filter(pk=pk)
         .order_by()
-        .values("id", "notification_page_size")
+        .values("id", "notification_page_size", "retention")
         .query.sql_with_params()
     )
     notification = Notification._meta.db_table
     subscription = Subscription._meta.db_table
     event = Event._meta.db_table
-    item = notification_page_item_sql(event="e", queued="c")
+    item = notification_page_item_sql(
+        event="e", queued="c", expires_at="c.created_at + (SELECT retention FROM visible)"
+    )
     # - `picked` names the subscription by the literal id, not through `visible`, so the planner
     #   knows which queue it reads (and walks notification_queue_order); EXISTS gates it, so a
     #   foreign caller never scans, locks or deletes anything.
     # - LIMIT: with `size` given, coalesce() folds to that constant at planning time.
+    # - `stale`: the rows before the page that the paged horizon has expired (the walk `picked`
+    #   made anyway), so the next page does not walk them again.
     # - DELETE ... = ANY(ARRAY(...)) deletes by primary key whatever the planner guesses of
     #   `picked`: with the page size unknown at planning time it guesses 10% of the queue, and
     #   a join on `picked` would then hash the whole queue table.
@@ -290,17 +220,31 @@ def _claim_page_postgresql(
         WITH visible AS ({visible_sql}),
         picked AS (
             SELECT id FROM {notification}
-            WHERE subscription_id = %s AND expires_at > %s AND EXISTS (SELECT FROM visible)
+            WHERE subscription_id = %s AND EXISTS (SELECT FROM visible)
+                AND created_at > %s - (SELECT retention FROM visible)
             ORDER BY id
             LIMIT coalesce(%s, (SELECT notification_page_size FROM visible))
             FOR UPDATE SKIP LOCKED
         ),
+        stale AS (
+            SELECT id FROM {notification}
+            WHERE subscription_id = %s AND EXISTS (SELECT FROM visible)
+                AND created_at <= %s - (SELECT retention FROM visible)
+                AND id < coalesce((SELECT min(id) FROM picked), 9223372036854775807)
+            ORDER BY id
+            LIMIT {_STALE_BATCH}
+            FOR UPDATE SKIP LOCKED
+        ),
+        dropped AS (
+            DELETE FROM {notification} WHERE id = ANY (ARRAY (SELECT id FROM stale))
+        ),
         claimed AS (
             DELETE FROM {notification} WHERE id = ANY (ARRAY (SELECT id FROM picked))
-            RETURNING id, event_id, created_at, expires_at
+            RETURNING id, event_id, created_at
         ),
         touched AS (
-            UPDATE {subscription} AS s SET pages_read = s.pages_read + 1, last_request_date = %s
+            UPDATE {subscription} AS s
+            SET pages_read = s.pages_read + 1, last_request_date = %s
             FROM visible WHERE s.id = visible.id
             RETURNING s.pages_read
         )
@@ -310,8 +254,9 @@ def _claim_page_postgresql(
             FROM claimed AS c JOIN {event} AS e ON e.id = c.event_id
         ) AS page
     """  # noqa: S608 - the SQL is built by the ORM and from our models' table names
+    params = [*visible_params, pk, now, size, pk, now, now]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*visible_params, pk, now, size, now])
+        cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
         return None
@@ -322,24 +267,41 @@ def _claim_page_postgresql(
 def _claim_page_portable(
     *, client_id: str, subscription_id: str, size: int | None
 ) -> ClaimedPage | None:
-    """The same paged claim on any database: look the subscription up, claim (`_claim`), and
-    render the items in Python."""
-    subscription = subscription_get_visible(client_id=client_id, subscription_id=subscription_id)
-    if subscription is None:
-        return None
-    claim = _Claim(
-        queue=Q(subscription_id=subscription.pk), touched=Q(pk=subscription.pk), count_page=True
-    )
-    number, claimed = _claim(claim, subscription.notification_page_size if size is None else size)
+    """The same paged claim on any database: its transactions start IMMEDIATE (settings), which
+    serialises writers, so the select-then-delete below cannot interleave with another
+    reader's. The items are rendered in Python."""
+    with transaction.atomic():
+        subscription = subscription_get_visible(
+            client_id=client_id, subscription_id=subscription_id
+        )
+        if subscription is None:
+            return None
+        now = timezone.now()
+        cutoff = _paged_cutoff(subscription, now)
+        queue = Notification.objects.filter(subscription_id=subscription.pk)
+        rows = list(
+            queue.filter(created_at__gt=cutoff)
+            .order_by("id")
+            .values_list("id", "event_id", "created_at")[
+                : subscription.notification_page_size if size is None else size
+            ]
+        )
+        queue.filter(Q(id__in=[row[0] for row in rows]) | Q(created_at__lte=cutoff)).delete()
+        Subscription.objects.filter(pk=subscription.pk).update(
+            pages_read=F("pages_read") + 1, last_request_date=now
+        )
+        number = subscription.pages_read + 1
+    events = Event.objects.in_bulk([row[1] for row in rows])
     results = [
         notification_page_item(
-            event_id=item.event_id,
-            type_id=item.type_id,
-            payload=item.payload,
-            created_at=item.created_at,
-            expires_at=item.expires_at,
+            event_id=event_id,
+            type_id=events[event_id].type_id,
+            payload=events[event_id].payload,
+            created_at=created_at,
+            expires_at=created_at + subscription.retention,
         )
-        for item in claimed
+        for _, event_id, created_at in rows
+        if event_id in events
     ]
     # Written as DRF's JSONRenderer writes (UTF-8, compact, no NaN), so the page reads the same.
     text = json.dumps(results, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
@@ -347,15 +309,104 @@ def _claim_page_portable(
 
 
 def notification_claim_next(*, client_id: str) -> ClaimedNotification | None:
-    """Hand out the earliest unread notification across a client's subscriptions, only once."""
-    # A subquery, not a join: FOR UPDATE must lock only queue rows, never the subscription rows
-    # that the same statement updates (PostgreSQL would then skip them as "updated by self").
-    subscriptions = Subscription.objects.filter(client_id=client_id).values("id")
-    claim = _Claim(
-        queue=Q(subscription_id__in=subscriptions), touched=Q(client_id=client_id), count_page=False
+    """Hand out the earliest unread event across a client's subscriptions, once per client:
+    the rows other subscriptions of the client queued for the same event go with it."""
+    if connection.vendor == "postgresql":
+        return _claim_next_postgresql(client_id=client_id)
+    return _claim_next_portable(client_id=client_id)
+
+
+def _claim_next_postgresql(*, client_id: str) -> ClaimedNotification | None:
+    """One statement: take the client's FIFO lock, pick its oldest live row, delete it with its
+    siblings (the client's other rows of that event), mark the client's subscriptions read.
+
+    The transaction-scoped advisory lock serialises FIFO reads of one client, so two pollers
+    can never take two rows of one event (with SKIP LOCKED alone, the second would skip the
+    first's row and take its sibling). The lock is taken before any row is locked: a waiter's
+    row locks then skip what the holder deleted (READ COMMITTED re-checks each locked row).
+    Siblings are locked with SKIP LOCKED too, so a FIFO read never waits on a paged read of
+    the same queue (which would risk a deadlock on the subscription rows both update); such a
+    row stays with the paged read that holds it.
+    """
+    now = timezone.now()
+    notification = Notification._meta.db_table
+    subscription = Subscription._meta.db_table
+    event = Event._meta.db_table
+    # `mine` is a subquery, not a join: FOR UPDATE must lock only queue rows, never the
+    # subscription rows that the same statement updates (PostgreSQL would then skip them as
+    # "updated by self").
+    sql = f"""
+        WITH fifo_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock(%s, hashtext(%s))),
+        picked AS (
+            SELECT id, event_id FROM {notification}
+            WHERE subscription_id IN (SELECT id FROM {subscription} WHERE client_id = %s)
+                AND expires_at > %s AND EXISTS (SELECT FROM fifo_lock)
+            ORDER BY id
+            LIMIT 1
+            FOR UPDATE SKIP LOCKED
+        ),
+        siblings AS (
+            SELECT id FROM {notification}
+            WHERE event_id = (SELECT event_id FROM picked)
+                AND id <> (SELECT id FROM picked)
+                AND subscription_id IN (SELECT id FROM {subscription} WHERE client_id = %s)
+            FOR UPDATE SKIP LOCKED
+        ),
+        dropped AS (
+            DELETE FROM {notification} WHERE id = ANY (ARRAY (SELECT id FROM siblings))
+        ),
+        claimed AS (
+            DELETE FROM {notification} WHERE id = (SELECT id FROM picked)
+            RETURNING id, event_id, created_at, expires_at
+        ),
+        touched AS (
+            UPDATE {subscription} SET last_request_date = %s WHERE client_id = %s
+        )
+        SELECT c.id, c.event_id, e.type_id, e.payload, c.created_at, c.expires_at
+        FROM claimed AS c JOIN {event} AS e ON e.id = c.event_id
+    """  # noqa: S608 - built from our models' table names
+    params = [_FIFO_LOCK_SPACE, client_id, client_id, now, client_id, now, client_id]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return ClaimedNotification(
+        id=row[0],
+        event_id=row[1],
+        type_id=row[2],
+        payload=json.loads(row[3]) if isinstance(row[3], str) else row[3],
+        created_at=row[4],
+        expires_at=row[5],
     )
-    _, claimed = _claim(claim, 1)
-    return claimed[0] if claimed else None
+
+
+def _claim_next_portable(*, client_id: str) -> ClaimedNotification | None:
+    """The same FIFO claim on any database (writers serialised, as in `_claim_page_portable`)."""
+    with transaction.atomic():
+        now = timezone.now()
+        mine = Notification.objects.filter(subscription__client_id=client_id)
+        row = (
+            mine.filter(expires_at__gt=now)
+            .order_by("id")
+            .values_list("id", "event_id", "created_at", "expires_at")
+            .first()
+        )
+        Subscription.objects.filter(client_id=client_id).update(last_request_date=now)
+        if row is None:
+            return None
+        mine.filter(event_id=row[1]).delete()
+    event = Event.objects.filter(pk=row[1]).first()
+    if event is None:
+        return None
+    return ClaimedNotification(
+        id=row[0],
+        event_id=row[1],
+        type_id=event.type_id,
+        payload=event.payload,
+        created_at=row[2],
+        expires_at=row[3],
+    )
 
 
 def notifications_purge_expired(*, batch_size: int = 5000) -> int:

@@ -122,12 +122,14 @@ def deliveries_enqueue(delivery_ids: list[int], *, countdown: float | None = Non
 
 
 @functools.cache
-def _deliveries_routing_statement(vendor: str) -> RoutingStatement:
+def _deliveries_routing_statement(
+    vendor: str, integration_retention: timedelta
+) -> RoutingStatement:
     """The webhook outbox's routing statement for this database vendor (built once)."""
     d = sql_names(Delivery)
     s = sql_names(Subscription)
     e = sql_names(Event)
-    subscribers = subscribers_sql()
+    subscribers = subscribers_sql(integration_retention=integration_retention)
     # ORDER BY: ids in Subscription's ordering, as the ORM version gave them. The rows of one
     # event tie on next_attempt_at, so this order is the order in which claims meet them.
     sql = f"""
@@ -148,7 +150,9 @@ def _deliveries_routing_statement(vendor: str) -> RoutingStatement:
 def deliveries_routing_statement(*, connection: BaseDatabaseWrapper) -> RoutingStatement:
     """Owe the new event to every pushing subscription to its type (one statement, the outbox
     rows written with the event); `deliveries_enqueue` sends them after commit."""
-    return _deliveries_routing_statement(connection.vendor)
+    return _deliveries_routing_statement(
+        connection.vendor, settings.NOTIFYHUB_INTEGRATION_RETENTION
+    )
 
 
 # --- Sending ---

@@ -30,20 +30,42 @@ from subscriptions.webhooks import subscription_rotate_webhook_secret
 
 class SubscriptionCreateInput(serializers.Serializer):
     event_type_ids = serializers.ListField(
-        child=serializers.CharField(max_length=128), allow_empty=False, max_length=500
+        child=serializers.CharField(max_length=128),
+        allow_empty=False,
+        max_length=500,
+        help_text="The list of events to subscribe for notifications (non-empty, unique).",
     )
-    client_id = serializers.CharField(max_length=100, validators=[identifier_validator])
+    client_id = serializers.CharField(
+        max_length=100,
+        validators=[identifier_validator],
+        help_text="The oauth2 client identifier issued to the client during the registration "
+        "process, as indicated by OAuth RFC 6749.",
+    )
     notification_url = serializers.URLField(
-        required=False, allow_blank=True, allow_null=True, max_length=2000
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        max_length=2000,
+        help_text="An http(s) URL the hub POSTs each new notification to (Integration API push).",
     )
     notification_page_size = serializers.IntegerField(
-        required=False, allow_null=True, min_value=1, max_value=settings.NOTIFYHUB_MAX_PAGE_SIZE
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=settings.NOTIFYHUB_MAX_PAGE_SIZE,
+        help_text="Notifications per page of the paged pull.",
     )
     retention_hours = serializers.IntegerField(
-        required=False, allow_null=True, min_value=1, max_value=24 * 30
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=24 * 30,
+        help_text="Hours each notification stays readable by the paged pull (6 by default).",
     )
     delivery_policy = serializers.ChoiceField(
-        choices=Subscription.DeliveryPolicy.values, required=False
+        choices=Subscription.DeliveryPolicy.values,
+        required=False,
+        help_text="Webhook push: `once` (the Integration API's contract) or `retry`.",
     )
 
     def validate_event_type_ids(self, value: list[str]) -> list[str]:
@@ -55,15 +77,21 @@ class SubscriptionCreateInput(serializers.Serializer):
 class SubscriptionDetailOutput(serializers.Serializer):
     client_id = serializers.CharField()
     event_type_ids = serializers.ListField(child=serializers.CharField())
-    subscribed_by = serializers.CharField()
+    subscribed_by = serializers.CharField(help_text="The client id that created the subscription.")
     subscription_date = serializers.DateTimeField()
-    notification_url = serializers.CharField(allow_null=True)
+    notification_url = serializers.CharField(
+        allow_blank=True, help_text="The push URL; empty when the hub does not push."
+    )
     notification_page_size = serializers.IntegerField()
 
 
 class SubscriptionStatusOutput(serializers.Serializer):
-    last_request_date = serializers.DateTimeField(allow_null=True)
-    number_of_remaining_notifications = serializers.IntegerField()
+    last_request_date = serializers.DateTimeField(
+        help_text="When notifications were last retrieved (the subscription date before that)."
+    )
+    number_of_remaining_notifications = serializers.IntegerField(
+        help_text="Notifications still readable; may change between two calls."
+    )
 
 
 class SubscriptionOutput(serializers.Serializer):
@@ -117,11 +145,14 @@ def subscription_output(subscription: Subscription) -> dict[str, object]:
                 "event_type_ids": sorted(subscription.event_types.values_list("id", flat=True)),
                 "subscribed_by": subscription.subscribed_by,
                 "subscription_date": subscription.subscription_date,
-                "notification_url": subscription.notification_url or None,
+                # The contract types both as strings: "" for no URL, and the subscription's
+                # own date until the first read (a generated client refuses null there).
+                "notification_url": subscription.notification_url,
                 "notification_page_size": subscription.notification_page_size,
             },
             "subscription_status": {
-                "last_request_date": subscription.last_request_date,
+                "last_request_date": subscription.last_request_date
+                or subscription.subscription_date,
                 "number_of_remaining_notifications": subscription_remaining(
                     subscription=subscription
                 ),

@@ -18,7 +18,8 @@ TOTAL = 5000
 PULLERS = 8
 
 
-def fill_queue(subscription) -> list[str]:
+def fill_queue(*subscriptions) -> list[str]:
+    """TOTAL events, each queued to every one of `subscriptions`."""
     now = timezone.now()
     events = [
         Event(
@@ -41,6 +42,7 @@ def fill_queue(subscription) -> list[str]:
                 expires_at=now + subscription.retention,
             )
             for event in events
+            for subscription in subscriptions
         ],
         batch_size=1000,
     )
@@ -101,11 +103,17 @@ def test_paged_pullers_receive_every_notification_exactly_once(consumer):
     assert_exactly_once_in_order(run_pullers(pull), expected)
 
 
-def test_fifo_pullers_receive_every_notification_exactly_once(consumer):
-    subscription = subscription_create(
-        client_id=consumer.client_id, event_type_ids=["chat"], subscribed_by="a"
+@pytest.mark.parametrize("subscriptions", [1, 2])
+def test_fifo_pullers_receive_every_notification_exactly_once(consumer, subscriptions):
+    """With two subscriptions of the client covering every event, still once per event."""
+    expected = fill_queue(
+        *(
+            subscription_create(
+                client_id=consumer.client_id, event_type_ids=["chat"], subscribed_by="a"
+            )
+            for _ in range(subscriptions)
+        )
     )
-    expected = fill_queue(subscription)
 
     def pull() -> list[str]:
         client = APIClient()

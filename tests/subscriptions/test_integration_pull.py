@@ -52,3 +52,41 @@ def test_expired_notifications_are_skipped(consumer):
     ingest("chat", n=2)
     Notification.objects.filter(event__payload__n=1).update(expires_at=timezone.now())
     assert consumer.api().get(URL).json()["data"] == {"n": 2}
+
+
+def test_an_event_reaches_the_client_once_however_many_subscriptions_match(consumer):
+    """The FIFO pull is per client: the event's rows in its other subscriptions go with it."""
+    subscription_create(client_id=consumer.client_id, event_type_ids=["chat"], subscribed_by="a")
+    subscription_create(
+        client_id=consumer.client_id, event_type_ids=["chat", "ticket"], subscribed_by="a"
+    )
+    first = ingest("chat", n=1).event_id
+    second = ingest("ticket", n=2).event_id
+    api = consumer.api()
+
+    assert [api.get(URL).json()["id"], api.get(URL).json()["id"]] == [first, second]
+    assert api.get(URL).status_code == 204
+    assert not Notification.objects.exists()
+
+
+def test_the_fifo_pull_keeps_a_notification_72_hours_past_a_shorter_retention(consumer, settings):
+    """The Integration API's 72 h hold, while the paged pull keeps the subscription's 6 h."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    subscription = subscription_create(
+        client_id=consumer.client_id, event_type_ids=["chat"], subscribed_by="a"
+    )
+    ingest("chat", n=1)
+    queued = Notification.objects.get()
+    assert queued.expires_at - queued.created_at == timedelta(hours=72)
+    Notification.objects.update(created_at=timezone.now() - timedelta(hours=7))
+    api = consumer.api()
+    page = api.get(f"/notification/v1/subscriptions/{subscription.id}").json()
+    assert page["subscription_status"]["number_of_remaining_notifications"] == 0
+
+    body = api.get(URL).json()
+
+    assert body["data"] == {"n": 1}
+    assert body["expires_at"] == queued.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -53,7 +53,8 @@ def test_creating_a_subscription_answers_201_with_the_seed_shape(administrator, 
         "notification_page_size": 50,
     }
     assert body["subscription_status"] == {
-        "last_request_date": None,
+        # Never read: the contract types it as a string, so it is the subscription's date.
+        "last_request_date": body["subscription"]["subscription_date"],
         "number_of_remaining_notifications": 0,
     }
     assert Subscription.objects.get(pk=body["id"]).client_id == consumer.client_id
@@ -66,7 +67,7 @@ def test_the_default_page_size_and_retention_apply(administrator, consumer, sett
         .json()
     )
     assert body["subscription"]["notification_page_size"] == settings.NOTIFYHUB_PAGE_SIZE
-    assert body["subscription"]["notification_url"] is None
+    assert body["subscription"]["notification_url"] == ""
     assert Subscription.objects.get(pk=body["id"]).retention == timedelta(hours=6)
 
 
@@ -196,12 +197,31 @@ def test_an_invalid_size_is_400(consumer, subscription, size):
 def test_expired_notifications_are_invisible_at_once(consumer, subscription):
     ingest(n=1)
     ingest(n=2)
-    Notification.objects.filter(event__payload__n=1).update(expires_at=timezone.now())
+    # Past the subscription's retention (6 h): the paged pull's horizon.
+    Notification.objects.filter(event__payload__n=1).update(
+        created_at=timezone.now() - timedelta(hours=6)
+    )
     api = consumer.api()
     status = api.get(f"{BASE}/{subscription['id']}").json()["subscription_status"]
     assert status["number_of_remaining_notifications"] == 1
     page = api.get(f"{BASE}/{subscription['id']}/notifications").json()
     assert [item["payload"] for item in page["results"]] == [{"n": 2}]
+
+
+def test_a_page_drops_the_notifications_its_retention_expired(consumer, subscription):
+    """They wait for the Integration API's 72 h hold, but a paged reader never sees them again:
+    the read that walks past them deletes them, so the next read does not walk them again."""
+    ingest(n=1)
+    ingest(n=2)
+    ingest(n=3)
+    Notification.objects.filter(event__payload__n__in=[1, 2]).update(
+        created_at=timezone.now() - timedelta(hours=7)
+    )
+
+    page = consumer.api().get(f"{BASE}/{subscription['id']}/notifications").json()
+
+    assert [item["payload"] for item in page["results"]] == [{"n": 3}]
+    assert not Notification.objects.exists()
 
 
 def test_inactive_subscriptions_receive_nothing(consumer, subscription):

@@ -72,11 +72,24 @@ def test_expired_deliveries_are_not_released(consumer, failed):
 
 
 def test_a_client_releases_only_its_own(charlie, failed):
+    push_subscription(client_id=charlie.client_id, url="https://hooks.example.com/charlie")
+
     response = charlie.api().post(RELEASE)
 
     assert response.status_code == 202
     assert response.json()["released"] == 0
     assert Delivery.objects.filter(status="failed").count() == 2
+
+
+@pytest.mark.parametrize("dry_run", ["", "?dry_run=1"])
+def test_release_is_refused_to_a_client_the_hub_pushes_nothing_to(charlie, failed, dry_run):
+    response = charlie.api().post(f"{RELEASE}{dry_run}")
+
+    assert response.status_code == 409
+    assert response.json()["code"] == "NOT000015"
+    assert "notification_url" in response.json()["description"]
+    assert Delivery.objects.filter(status="failed").count() == 2
+    assert not redis_client().exists(redis_key("release", charlie.client_id))
 
 
 @pytest.mark.parametrize(
@@ -87,6 +100,8 @@ def test_release_needs_the_consumer_scope(request, persona, status):
     if persona == "anonymous":
         client = request.getfixturevalue("anonymous")
     else:
+        client_id = request.getfixturevalue(persona).client_id
+        push_subscription(client_id=client_id, url="https://hooks.example.com/in")
         client = request.getfixturevalue(persona).api()
     response = client.post(RELEASE)
     assert response.status_code == status
