@@ -59,13 +59,30 @@ class HubAutoSchema(AutoSchema):
             statuses["404"] = "No such object, or not one the caller may see."
         return statuses
 
+    def get_tags(self) -> list[str]:
+        """One tag per surface (a view's `openapi_tag`), so a generated client groups by API."""
+        return [getattr(self.view, "openapi_tag", "platform")]
+
     def _get_response_bodies(self, direction: Direction = "response") -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)
         if not self.view.get_authenticators():
             return responses
-        # A surface with an envelope of its own (the Kazoo device API) names it on the view.
+        # A surface with an envelope of its own (the Kazoo device API) names it on the view;
+        # one with error media types of its own maps each to its body (`error_bodies`).
         body = getattr(self.view, "error_body_schema", ErrorOutput)
         error = self._get_response_for_code(body, "400", direction=direction)
+        bodies = getattr(self.view, "error_bodies", None)
+        if bodies:
+            error["content"] = {
+                media_type: next(
+                    iter(
+                        self._get_response_for_code(serializer, "400", direction=direction)[
+                            "content"
+                        ].values()
+                    )
+                )
+                for media_type, serializer in bodies.items()
+            }
         for status, description in self._error_statuses().items():
             responses.setdefault(status, {**error, "description": description})
         for status, response in responses.items():

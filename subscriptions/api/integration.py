@@ -24,6 +24,7 @@ from rest_framework.views import APIView
 
 from notifyhub import errors
 from notifyhub.middleware import current_request_id
+from notifyhub.openapi import ErrorOutput
 from subscriptions.messages import IntegrationNotificationOutput, integration_message
 from subscriptions.redelivery import deliveries_release
 from subscriptions.services import notification_claim_next
@@ -106,7 +107,8 @@ class IntegrationApi(APIView):
 
     renderer_classes = [JSONRenderer, VendorJSONRenderer]
     content_negotiation_class = IntegrationNegotiation
-    error_media_types = ("application/json", VENDOR_ERROR)
+    openapi_tag = "Integration API"
+    error_bodies = {"application/json": ErrorOutput, VENDOR_ERROR: VendorErrorOutput}
 
     def get_exception_handler(self) -> Any:
         return integration_exception_handler

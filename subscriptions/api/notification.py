@@ -5,7 +5,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -162,11 +162,26 @@ def subscription_output(subscription: Subscription) -> dict[str, object]:
 
 
 class SubscriptionCreateApi(APIView):
+    openapi_tag = "Notification API"
     required_scopes = [settings.SCOPE_ADMINISTRATOR]
 
     @extend_schema(
         operation_id="subscriptions_create",
+        summary="Create a subscription",
+        description=(
+            "Creates a new subscription for a list of event type ids and a client id: whenever "
+            "an event of one of those types happens, it is available from the subscription's "
+            "`notifications` endpoint (and POSTed to `notification_url`, when given). Needs "
+            "the scope `notification:consent:administrator`."
+        ),
         request=SubscriptionCreateInput,
+        examples=[
+            OpenApiExample(
+                "The contract's request",
+                value={"event_type_ids": ["order.accepted"], "client_id": "my-integration"},
+                request_only=True,
+            )
+        ],
         responses={
             201: SubscriptionCreateOutput,
             400: OpenApiResponse(description="Invalid body."),
@@ -200,13 +215,24 @@ class SubscriptionCreateApi(APIView):
 class SubscriptionDetailApi(APIView):
     """GET for the owning consumer; DELETE for administrators."""
 
+    openapi_tag = "Notification API"
+
     @property
     def required_scopes(self) -> list[str]:
         if self.request.method == "DELETE":
             return [settings.SCOPE_ADMINISTRATOR]
         return [settings.SCOPE_CONSUMER]
 
-    @extend_schema(operation_id="subscriptions_retrieve", responses={200: SubscriptionOutput})
+    @extend_schema(
+        operation_id="subscriptions_retrieve",
+        summary="Get a subscription's details and status",
+        description=(
+            "The subscription's static details, the last time its notifications were retrieved "
+            "and how many remain (a number that may change between two calls). Needs the scope "
+            "`notification:consent:consumer` and a token of the subscription's own client."
+        ),
+        responses={200: SubscriptionOutput},
+    )
     def get(self, request: Request, subscription_id: str) -> Response:
         subscription = subscription_get_visible(
             client_id=request.auth.client_id, subscription_id=subscription_id
@@ -215,7 +241,12 @@ class SubscriptionDetailApi(APIView):
             raise errors.NotFound("No such subscription.")
         return Response(subscription_output(subscription))
 
-    @extend_schema(operation_id="subscriptions_destroy", responses={204: None})
+    @extend_schema(
+        operation_id="subscriptions_destroy",
+        summary="Unsubscribe",
+        description="Deletes the subscription. Needs `notification:consent:administrator`.",
+        responses={204: None},
+    )
     def delete(self, request: Request, subscription_id: str) -> Response:
         subscription = subscription_get(subscription_id=subscription_id)
         if subscription is None:
@@ -225,10 +256,19 @@ class SubscriptionDetailApi(APIView):
 
 
 class NotificationPageApi(APIView):
+    openapi_tag = "Notification API"
     required_scopes = [settings.SCOPE_CONSUMER]
 
     @extend_schema(
         operation_id="subscriptions_notifications_list",
+        summary="Retrieve the next page of a subscription's notifications (read once)",
+        description=(
+            "Retrieves a set of notifications of the subscription, oldest first. Once "
+            "retrieved, a notification cannot be retrieved again: this endpoint is not "
+            "idempotent. Notifications are kept for the subscription's retention (6 hours by "
+            "default): `expires_at` says until when. Needs `notification:consent:consumer` "
+            "and a token of the subscription's own client."
+        ),
         parameters=[OpenApiParameter("size", OpenApiTypes.INT, OpenApiParameter.QUERY)],
         responses={200: NotificationPageOutput},
     )
@@ -264,6 +304,7 @@ class NotificationPageApi(APIView):
 class WebhookSecretRotateApi(APIView):
     """A new webhook signing secret; the previous one keeps signing for the grace period."""
 
+    openapi_tag = "Notification API"
     required_scopes = [settings.SCOPE_ADMINISTRATOR]
 
     @extend_schema(
