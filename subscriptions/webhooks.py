@@ -130,20 +130,32 @@ def _deliveries_routing_statement(
     s = sql_names(Subscription)
     e = sql_names(Event)
     subscribers = subscribers_sql(integration_retention=integration_retention)
-    # ORDER BY: ids in Subscription's ordering, as the ORM version gave them. The rows of one
-    # event tie on next_attempt_at, so this order is the order in which claims meet them.
+    # - One delivery per client and URL: the Integration API pushes an event to a client's
+    #   endpoint once, however many of its subscriptions match (the newest one signs it).
+    # - ORDER BY: ids in Subscription's ordering. The rows of one event tie on next_attempt_at,
+    #   so this order is the order in which claims meet them.
     sql = f"""
         INSERT INTO {d.table} (
             {d.subscription}, {d.event}, {d.status}, {d.created_at}, {d.expires_at},
             {d.next_attempt_at}, {d.attempts}, {d.last_error}
         )
-        SELECT s.{s.id}, e.{e.id}, %s, e.{e.created_at}, {subscribers.expires_at},
-            e.{e.created_at}, 0, ''
-        {subscribers.source}
-            AND s.{s.push_disabled_at} IS NULL AND s.{s.notification_url} <> ''
-        {subscribers.order_by}
+        SELECT pushing.subscription_id, pushing.event_id, %s, pushing.created_at,
+            pushing.expires_at, pushing.created_at, 0, ''
+        FROM (
+            SELECT s.{s.id} AS subscription_id, e.{e.id} AS event_id,
+                e.{e.created_at} AS created_at, {subscribers.expires_at} AS expires_at,
+                s.{s.subscription_date} AS subscription_date,
+                row_number() OVER (
+                    PARTITION BY s.{s.client_id}, s.{s.notification_url}
+                    ORDER BY s.{s.subscription_date} DESC, s.{s.id}
+                ) AS nth
+            {subscribers.source}
+                AND s.{s.push_disabled_at} IS NULL AND s.{s.notification_url} <> ''
+        ) AS pushing
+        WHERE pushing.nth = 1
+        ORDER BY pushing.subscription_date DESC
         RETURNING {d.id}
-    """
+    """  # noqa: S608 - built from our models' names (notifyhub.sql)
     return RoutingStatement(sql, (Delivery.Status.PENDING,))
 
 

@@ -82,6 +82,42 @@ def test_notifications_and_deliveries_expire_after_their_subscriptions_retention
     assert Delivery.objects.filter(expires_at=expires_at, next_attempt_at=event.created_at).exists()
 
 
+@pytest.mark.parametrize("retention_hours", [6, 100])
+def test_rows_live_for_the_longer_of_the_retention_and_the_integration_hold(retention_hours):
+    """72 h for the Integration API unless the subscription keeps them longer."""
+    subscription = subscription_create(
+        client_id="a",
+        event_type_ids=["chat"],
+        subscribed_by="x",
+        notification_url="https://hooks.example/a",
+        retention=timedelta(hours=retention_hours),
+    )
+    event = Event.objects.get(id=ingest(1).event_id)
+    expires_at = event.created_at + timedelta(hours=max(retention_hours, 72))
+    assert Notification.objects.get(subscription=subscription).expires_at == expires_at
+    assert Delivery.objects.get(subscription=subscription).expires_at == expires_at
+
+
+def test_a_client_gets_one_delivery_per_url_however_many_subscriptions_match():
+    def subscribe(client_id, url):
+        return subscription_create(
+            client_id=client_id, event_type_ids=["chat"], subscribed_by="x", notification_url=url
+        )
+
+    subscribe("a", "https://hooks.example/a")
+    newest = subscribe("a", "https://hooks.example/a")
+    other_url = subscribe("a", "https://hooks.example/a2")
+    other_client = subscribe("b", "https://hooks.example/a")
+    ingest(1)
+
+    assert set(Delivery.objects.values_list("subscription_id", flat=True)) == {
+        newest.id,
+        other_url.id,
+        other_client.id,
+    }
+    assert Notification.objects.count() == 4  # each subscription's own pull queue
+
+
 def test_the_purge_deletes_only_expired_rows():
     subscription_create(client_id="a", event_type_ids=["chat"], subscribed_by="x")
     for n in range(3):
