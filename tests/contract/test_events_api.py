@@ -111,51 +111,49 @@ def test_a_bearer_token_with_events_publish_may_send_the_example(client, produce
 # --- Every refusal of the request's data is a 422 (the contract knows no 400 nor 415) ---
 
 DEEP = 935  # Deeper than Python's json can decode within its recursion limit.
+# The bodies name `newMessage`, seeded since events 0002, so that each is refused for what the
+# body holds, never for its type.
 BAD_BODIES = {
     "malformed json": ("{nope", "NOT000008"),
-    "truncated json": ('{"event": {"type": "order.accepted"', "NOT000008"),
+    "truncated json": ('{"event": {"type": "newMessage"', "NOT000008"),
     "not utf-8": (b'{"event": "\xff\xfe"}', "NOT000008"),
     "nan is not json": (
-        '{"event": {"type": "order.accepted", "payload": {"a": NaN}}}',
+        '{"event": {"type": "newMessage", "payload": {"a": NaN}}}',
         "NOT000008",
     ),
     "integer of 5000 digits": (
-        '{"event": {"type": "order.accepted", "payload": {"a": ' + "9" * 5000 + "}}}",
+        '{"event": {"type": "newMessage", "payload": {"a": ' + "9" * 5000 + "}}}",
         "NOT000008",
     ),
     "number beyond a double": (
-        '{"event": {"type": "order.accepted", "payload": {"a": 1e999}}}',
+        '{"event": {"type": "newMessage", "payload": {"a": 1e999}}}',
         "NOT000013",
     ),
     "negative number beyond a double": (
-        '{"event": {"type": "order.accepted", "payload": {"a": -1e999}}}',
+        '{"event": {"type": "newMessage", "payload": {"a": -1e999}}}',
         "NOT000013",
     ),
     "arrays nested 935 deep": (
-        '{"event": {"type": "order.accepted", "payload": {"a": ' + "[" * DEEP + "]" * DEEP + "}}}",
+        '{"event": {"type": "newMessage", "payload": {"a": ' + "[" * DEEP + "]" * DEEP + "}}}",
         "NOT000013",
     ),
     "objects nested 935 deep": (
-        '{"event": {"type": "order.accepted", "payload": '
-        + '{"a": ' * DEEP
-        + "1"
-        + "}" * DEEP
-        + "}}",
+        '{"event": {"type": "newMessage", "payload": ' + '{"a": ' * DEEP + "1" + "}" * DEEP + "}}",
         "NOT000013",
     ),
     "arrays nested 100000 deep": ("[" * 100_000 + "]" * 100_000, "NOT000013"),
     "nested past the documented limit": (
-        '{"event": {"type": "order.accepted", "payload": {"a": ' + "[" * 98 + "]" * 98 + "}}}",
+        '{"event": {"type": "newMessage", "payload": {"a": ' + "[" * 98 + "]" * 98 + "}}}",
         "NOT000013",
     ),
     "a json array": ("[1, 2]", "NOT000013"),
     "json null": ("null", "NOT000013"),
     "a json string": ('"order.accepted"', "NOT000013"),
     "an empty body": ("", "NOT000013"),
-    "no event": ('{"type": "order.accepted"}', "NOT000013"),
+    "no event": ('{"type": "newMessage"}', "NOT000013"),
     "an unknown type": ('{"event": {"type": "no.such.type", "payload": {}}}', "NOT000013"),
     "a payload that is not an object": (
-        '{"event": {"type": "order.accepted", "payload": [1]}}',
+        '{"event": {"type": "newMessage", "payload": [1]}}',
         "NOT000013",
     ),
 }
