@@ -58,8 +58,8 @@ class HubAutoSchema(AutoSchema):
         if getattr(self.view, "client_errors_are_422", False):
             # A surface whose contract answers every refusal of its data with a 422 (the Events
             # API) documents that 422 itself.
-            statuses.pop("400", None)
-            statuses.pop("415", None)
+            for status in ("400", "406", "415"):
+                statuses.pop(status, None)
         if "{" in self.path:
             statuses["404"] = "No such object, or not one the caller may see."
         return statuses

@@ -36,8 +36,9 @@ SUPPORTED_API_VERSIONS = ("3.0",)
 # the payload level 3). Deeper JSON is refused before any recursive step (the payload checks,
 # the schema validator, the canonical encoding) could exhaust Python's stack on it.
 MAX_JSON_DEPTH = 100
-# The statuses the platform gives a refusal of the request's data, answered 422 on this surface.
-CLIENT_DATA_STATUSES = (400, 415)
+# The statuses the platform gives a refusal of what the request says (its body, its media type,
+# the media type it accepts), answered 422 on this surface: a retry cannot fix any of them.
+CLIENT_DATA_STATUSES = (400, 406, 415)
 # The contract's own example (events-ingestion.md), shown in the OpenAPI schema.
 CONTRACT_EXAMPLE = {
     "event": {
@@ -175,7 +176,7 @@ def _depth(value: Any) -> int:
 
 def ingest_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """The platform's error body with the contract's statuses: a refusal of the request's data
-    (malformed JSON, another media type) keeps its code and answers 422."""
+    (malformed JSON, another media type, an Accept without JSON) keeps its code and answers 422."""
     error = errors.hub_error_from(exc)
     if error is None:
         return None  # A bug: Django's handler500 renders it.

@@ -181,6 +181,11 @@ def test_another_media_type_is_422_naming_it(client, client_token, content_type)
     assert_refused(response, 422, "NOT000005")
 
 
+def test_an_accept_header_without_json_is_422(client, client_token):
+    response = send(client, json.dumps(EXAMPLE), token=client_token, Accept="text/xml")
+    assert_refused(response, 422, "NOT000011")
+
+
 @pytest.mark.parametrize("version", [None, "", "2.0", "3", "3.0.1"])
 def test_an_unsupported_api_version_is_422(client, client_token, version):
     response = send(client, json.dumps(EXAMPLE), token=client_token, **{"Api-Version": version})
@@ -208,7 +213,7 @@ def test_the_schema_documents_the_contracts_answers_and_no_other_client_error(op
     assert operation["summary"] == "Отправка события"
     statuses = set(operation["responses"])
     assert {"200", "202", "401", "422"} <= statuses
-    assert not statuses & {"400", "415"}
+    assert not statuses & {"400", "406", "415"}
 
 
 def test_the_schema_carries_the_contracts_example_and_it_is_processed(
