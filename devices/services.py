@@ -42,7 +42,13 @@ class DeviceInvalid(errors.ValidationFailed):
 
 
 class DeviceNotFound(errors.NotFound):
+    """No such device (or account); `identifier` is the id that named nothing."""
+
     description = "bad identifier"
+
+    def __init__(self, identifier: str) -> None:
+        super().__init__()
+        self.identifier = identifier
 
 
 class DeviceConflict(errors.HubError):
@@ -292,7 +298,7 @@ def device_create(
     """Store a new subscription; one that exists already is a conflict."""
     account = Account.objects.filter(pk=account_id).first()
     if account is None:
-        raise DeviceNotFound(f"No account {account_id!r}.")
+        raise DeviceNotFound(account_id)
     if Device.objects.filter(account=account, app_name=app_name, device_id=device_id).exists():
         raise DeviceConflict("The device is already registered; update it with POST.")
     try:
@@ -318,7 +324,7 @@ def _device_locked(
         .first()
     )
     if device is None:
-        raise DeviceNotFound("No such device.")
+        raise DeviceNotFound(device_id)
     _check_revision(device, expected_revision)
     return device
 
@@ -349,8 +355,9 @@ def device_update(
 @transaction.atomic
 def device_delete(
     *, account_id: str, app_name: str, device_id: str, expected_revision: str | None
-) -> None:
-    """Remove a subscription and its tokens (and the pushes still owed to them)."""
+) -> Device:
+    """Remove a subscription and its tokens (and the pushes still owed to them); returns the
+    removed device as it was last stored, revision included."""
     device = _device_locked(
         account_id=account_id,
         app_name=app_name,
@@ -358,6 +365,7 @@ def device_delete(
         expected_revision=expected_revision,
     )
     device.delete()
+    return device
 
 
 def registration_deactivate(*, registration_id: int, reason: str) -> bool:

@@ -55,6 +55,11 @@ class HubAutoSchema(AutoSchema):
             statuses["400"] = "Invalid request; `field` names the culprit."
         if has_body:
             statuses["415"] = "The body is not application/json."
+        if getattr(self.view, "client_errors_are_422", False):
+            # A surface whose contract answers every refusal of its data with a 422 (the Events
+            # API) documents that 422 itself.
+            for status in ("400", "406", "415"):
+                statuses.pop(status, None)
         if "{" in self.path:
             statuses["404"] = "No such object, or not one the caller may see."
         return statuses

@@ -61,7 +61,10 @@ def _seeded_event_types(request: pytest.FixtureRequest) -> None:
     if not _uses_transactions(request):
         return
     request.getfixturevalue("transactional_db")
-    seed = importlib.import_module("events.migrations.0002_seed_event_types").SEED
+    seed = {
+        **importlib.import_module("events.migrations.0002_seed_event_types").SEED,
+        **importlib.import_module("events.migrations.0004_seed_contract_example_types").SEED,
+    }
     for type_id, description in seed.items():
         EventType.objects.get_or_create(id=type_id, defaults={"description": description})
 

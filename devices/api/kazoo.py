@@ -10,6 +10,7 @@ import json
 import logging
 import re
 import socket
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -17,14 +18,14 @@ from django.core.exceptions import RequestDataTooBig
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from devices.models import Device
+from devices.models import Device, Preference, Registration
 from devices.selectors import device_get
 from devices.services import (
     DeviceInvalid,
@@ -36,6 +37,7 @@ from devices.services import (
 )
 from notifyhub import errors
 from notifyhub.auth import BearerTokenAuthentication, TokenInfo
+from notifyhub.formats import iso_utc
 from notifyhub.middleware import current_request_id
 from notifyhub.selectors import account_may_act
 
@@ -46,16 +48,45 @@ KAZOO_VERSION = "4.3.0"
 NODE = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:32]
 MAX_BODY_BYTES = 64 * 1024
 PATH_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+# Kazoo 4.x's error `message` per status: crossbar's system error names (cb_context's
+# add_system_error), and response_invalid_data's "invalid data" for a document it refuses.
 KAZOO_MESSAGES = {
     400: "invalid data",
     401: "invalid_credentials",
     403: "forbidden",
     404: "bad_identifier",
-    405: "method_not_allowed",
+    405: "invalid_method",
     409: "conflicting_documents",
     413: "request_entity_too_large",
     415: "unsupported_media_type",
     500: "internal_server_error",
+    503: "datastore_fault",
+}
+# The fixed `data.message` Kazoo gives these system errors, whatever the cause: a client reads
+# one text per status (our own descriptions would differ between causes).
+KAZOO_DATA_MESSAGES = {
+    401: "invalid credentials",
+    403: "forbidden",
+    404: "bad identifier",
+    405: "method not allowed",
+}
+# The contract's example tokens (its {APNS_TOKEN} and {FCM_TOKEN}, filled with real-looking ones).
+EXAMPLE_APNS_ID = "5bd2e3f1c0a94d1b8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d"
+EXAMPLE_FCM_ID = "fcm-token:APA91bExample_1"
+EXAMPLE_DOCUMENT = {
+    "mobile_device_id": "5D3A1B2C-7E8F-4A9B-8C1D-2E3F4A5B6C7D",
+    "notification_registration_ids": {
+        EXAMPLE_APNS_ID: {
+            "notification_preferences": ["incoming_call"],
+            "notification_type": "apns",
+        },
+        EXAMPLE_FCM_ID: {
+            "notification_preferences": ["chat", "new_voicemail"],
+            "notification_type": "fcm",
+        },
+    },
+    "platform": "ios",
+    "sip_proxy_server": "10.0.0.10",
 }
 
 
@@ -84,6 +115,118 @@ class KazooTokenScheme(OpenApiAuthenticationExtension):
         return {"type": "apiKey", "in": "header", "name": "X-Auth-Token"}
 
 
+# --- Wire shapes: the document, and Kazoo's success and error envelopes ---
+
+
+class RegistrationInput(serializers.Serializer):
+    notification_preferences = serializers.ListField(
+        child=serializers.ChoiceField(choices=Preference.Name.values),
+        help_text="The types of notifications wanted; each may appear under one registration "
+        "id only.",
+    )
+    notification_type = serializers.ChoiceField(
+        choices=Registration.Provider.values, help_text="The push service: apns or fcm."
+    )
+    push_type = serializers.ChoiceField(
+        choices=Registration.PushType.values,
+        required=False,
+        help_text="notifyhub's extension: an APNs `alert` (default) or `voip` push.",
+    )
+
+
+class DeviceDocumentInput(serializers.Serializer):
+    """The Kazoo document; `device_document_validate` applies it, naming every broken rule."""
+
+    app_name = serializers.CharField(
+        required=False, help_text="The path's {APP}; when sent it must equal it."
+    )
+    mobile_device_id = serializers.CharField(
+        max_length=255, help_text="An identifier provided by the mobile device."
+    )
+    notification_registration_ids = serializers.DictField(
+        child=RegistrationInput(),
+        help_text="Notification configuration per push notification registration id (token).",
+    )
+    platform = serializers.ChoiceField(choices=Device.Platform.values)
+    sip_proxy_server = serializers.CharField(
+        max_length=255,
+        help_text="The SIP registrar the app registers to upon waking from a push.",
+    )
+    revision = serializers.CharField(
+        required=False, help_text="The revision the caller read (or send If-Match)."
+    )
+
+
+class DeviceRequestInput(serializers.Serializer):
+    data = DeviceDocumentInput()
+
+
+class RegistrationOutput(serializers.Serializer):
+    notification_preferences = serializers.ListField(child=serializers.CharField())
+    notification_type = serializers.CharField()
+    push_type = serializers.CharField()
+
+
+class DeactivationOutput(serializers.Serializer):
+    reason = serializers.CharField(help_text="Why the push service refused the token.")
+
+
+class DeviceReadOnlyOutput(serializers.Serializer):
+    created = serializers.CharField(help_text="RFC 3339, UTC, whole seconds.")
+    modified = serializers.CharField(help_text="RFC 3339, UTC, whole seconds.")
+    deactivated_registration_ids = serializers.DictField(child=DeactivationOutput())
+
+
+class DeviceOutput(serializers.Serializer):
+    """The stored document, from `_device_document`."""
+
+    id = serializers.CharField(help_text="The path's {DEVICE_ID}.")
+    app_name = serializers.CharField()
+    mobile_device_id = serializers.CharField()
+    notification_registration_ids = serializers.DictField(child=RegistrationOutput())
+    platform = serializers.CharField()
+    sip_proxy_server = serializers.CharField()
+    _read_only = DeviceReadOnlyOutput()
+
+
+class DeletedReadOnlyOutput(serializers.Serializer):
+    deleted = serializers.BooleanField()
+
+
+class DeletedOutput(serializers.Serializer):
+    id = serializers.CharField(help_text="The removed {DEVICE_ID}.")
+    _read_only = DeletedReadOnlyOutput()
+
+
+class EnvelopeOutput(serializers.Serializer):
+    """What every Kazoo answer carries."""
+
+    auth_token = serializers.CharField(help_text="The token the request authenticated with.")
+    node = serializers.CharField()
+    request_id = serializers.CharField()
+    status = serializers.CharField(help_text="`success`, or `error` with `error` and `message`.")
+    timestamp = serializers.CharField(help_text="RFC 3339, UTC, whole seconds.")
+    version = serializers.CharField()
+
+
+class DeviceEnvelopeOutput(EnvelopeOutput):
+    data = DeviceOutput()
+    revision = serializers.CharField(help_text="The document's revision; send it as If-Match.")
+
+
+class DeletedEnvelopeOutput(EnvelopeOutput):
+    data = DeletedOutput()
+    revision = serializers.CharField(help_text="The removed document's last revision.")
+
+
+class ErrorEnvelopeOutput(EnvelopeOutput):
+    data = serializers.DictField(
+        help_text="`message` (and for a 404 the `cause`); for a 400, each field's broken rules."
+    )
+    error = serializers.CharField(help_text="The HTTP status, as a string.")
+    message = serializers.CharField(help_text="Kazoo's error name, such as `bad_identifier`.")
+
+
 def _raw_token(request: Request) -> str:
     raw = request.META.get("HTTP_X_AUTH_TOKEN")
     if raw is None:
@@ -93,27 +236,38 @@ def _raw_token(request: Request) -> str:
     return raw.strip()
 
 
+def _seconds(value: datetime) -> str:
+    """A timestamp as Kazoo writes it: whole seconds (the platform's format, to the second)."""
+    return iso_utc(value.replace(microsecond=0))
+
+
 def _envelope(request: Request, *, status: str, **fields: Any) -> dict[str, Any]:
     return {
         "auth_token": _raw_token(request),
         "node": NODE,
         "request_id": current_request_id(),
         "status": status,
-        "timestamp": timezone.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "timestamp": _seconds(timezone.now()),
         "version": KAZOO_VERSION,
         **fields,
     }
 
 
+def _not_found_cause(request: Request, error: errors.HubError) -> str:
+    if isinstance(error, DeviceNotFound):
+        return error.identifier
+    return request.path  # No endpoint: the path itself named nothing.
+
+
 def kazoo_error_response(request: Request, error: errors.HubError) -> Response:
-    """A HubError in Kazoo's error envelope."""
+    """A HubError in Kazoo's error envelope, with Kazoo's texts for its system errors."""
+    status = error.status
     if isinstance(error, DeviceInvalid):
         data: dict[str, Any] = error.problems
     else:
-        data = {"message": error.description}
-        if isinstance(error, DeviceNotFound):
-            data["cause"] = request.parser_context["kwargs"].get("device_id", "")
-    status = error.status
+        data = {"message": KAZOO_DATA_MESSAGES.get(status, error.description)}
+        if status == 404:
+            data["cause"] = _not_found_cause(request, error)
     body = _envelope(
         request,
         status="error",
@@ -122,7 +276,7 @@ def kazoo_error_response(request: Request, error: errors.HubError) -> Response:
         message=KAZOO_MESSAGES.get(status, error.description),
     )
     headers = {"WWW-Authenticate": errors.WWW_AUTHENTICATE} if status == 401 else {}
-    return Response(body, status=status, headers=headers)
+    return Response(ErrorEnvelopeOutput(body).data, status=status, headers=headers)
 
 
 def kazoo_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
@@ -134,49 +288,81 @@ def kazoo_exception_handler(exc: Exception, context: dict[str, Any]) -> Response
     return kazoo_error_response(context["request"], error)
 
 
-class RegistrationOutput(serializers.Serializer):
-    notification_preferences = serializers.ListField(child=serializers.CharField())
-    notification_type = serializers.CharField()
-    push_type = serializers.CharField()
-
-
-class DeviceOutput(serializers.Serializer):
-    id = serializers.CharField(source="device_id")
-    app_name = serializers.CharField()
-    mobile_device_id = serializers.CharField()
-    platform = serializers.CharField()
-    sip_proxy_server = serializers.CharField()
-
-    def to_representation(self, device: Device) -> dict[str, Any]:
-        data = super().to_representation(device)
-        registrations = list(device.registrations.all())
-        data["notification_registration_ids"] = {
-            registration.token: RegistrationOutput(
-                {
-                    "notification_preferences": [p.name for p in registration.preferences.all()],
-                    "notification_type": registration.notification_type,
-                    "push_type": registration.push_type,
-                }
-            ).data
+def _device_document(device: Device) -> dict[str, Any]:
+    """The stored device as the Kazoo document DeviceOutput renders."""
+    registrations = list(device.registrations.all())
+    return {
+        "id": device.device_id,
+        "app_name": device.app_name,
+        "mobile_device_id": device.mobile_device_id,
+        "notification_registration_ids": {
+            registration.token: {
+                "notification_preferences": [p.name for p in registration.preferences.all()],
+                "notification_type": registration.notification_type,
+                "push_type": registration.push_type,
+            }
             for registration in registrations
-        }
-        data["_read_only"] = {
-            "created": device.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "modified": device.updated_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        },
+        "platform": device.platform,
+        "sip_proxy_server": device.sip_proxy_server,
+        "_read_only": {
+            "created": _seconds(device.created_at),
+            "modified": _seconds(device.updated_at),
             "deactivated_registration_ids": {
                 registration.token: {"reason": registration.deactivation_reason}
                 for registration in registrations
                 if not registration.active
             },
-        }
-        return data
+        },
+    }
+
+
+def _example_envelope(data: dict[str, Any]) -> dict[str, Any]:
+    """The contract's success envelope around `data`, its placeholders filled."""
+    return {
+        "auth_token": "{AUTH_TOKEN}",
+        "data": data,
+        "node": NODE,
+        "request_id": "0f8e6d4c2b0a49e7a5c3b1d9f7e5c3a1",
+        "revision": "2-6e0e21c1a7d44c8b9b8f2c3d4e5f6a7b",
+        "status": "success",
+        "timestamp": "2018-01-23T04:56:22Z",
+        "version": KAZOO_VERSION,
+    }
+
+
+EXAMPLE_REQUEST = OpenApiExample(
+    "The contract's document", value={"data": EXAMPLE_DOCUMENT}, request_only=True
+)
+EXAMPLE_ANSWER = OpenApiExample(
+    "The contract's answer",
+    value=_example_envelope({**EXAMPLE_DOCUMENT, "app_name": "{APP}"}),
+    response_only=True,
+    status_codes=["200", "201"],
+)
+PATH_PARAMETERS = [
+    OpenApiParameter(name, OpenApiTypes.STR, OpenApiParameter.PATH, description=placeholder)
+    for name, placeholder in [
+        ("account_id", "The contract's {ACCOUNT_ID}."),
+        ("app_name", "The contract's {APP}."),
+        ("device_id", "The contract's {DEVICE_ID}."),
+    ]
+]
+# The view reads its body raw (no DRF parser), so the schema names the media type itself.
+DOCUMENT_REQUEST = {"application/json": DeviceRequestInput}
+IF_MATCH = OpenApiParameter(
+    "If-Match",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    description="The revision the caller read; a stale one is a 409.",
+)
 
 
 class PushNotificationSubscriptionApi(APIView):
     """Fetch (GET), create (PUT), update (POST) and remove (DELETE) one device's subscription."""
 
     # Errors are answered in Kazoo's envelope, not the platform's body (see the schema seam).
-    error_body_schema = OpenApiTypes.OBJECT
+    error_body_schema = ErrorEnvelopeOutput
 
     authentication_classes = [KazooTokenAuthentication]
     required_scopes = [settings.SCOPE_DEVICES, settings.SCOPE_ADMINISTRATOR]
@@ -191,7 +377,7 @@ class PushNotificationSubscriptionApi(APIView):
         super().initial(request, *args, **kwargs)
         for name in ("account_id", "app_name", "device_id"):
             if not PATH_ID.match(kwargs[name]):
-                raise DeviceNotFound(f"{name}: not a valid identifier")
+                raise DeviceNotFound(kwargs[name])
         if request.auth.has_scope(settings.SCOPE_ADMINISTRATOR):
             return
         if not account_may_act(token=request.auth, account_id=kwargs["account_id"]):
@@ -224,25 +410,44 @@ class PushNotificationSubscriptionApi(APIView):
                 revision = str(body["data"]["revision"])
         return data, revision
 
-    def _success(self, request: Request, data: Any, revision: str, status: int = 200) -> Response:
-        return Response(
-            _envelope(request, status="success", data=data, revision=revision), status=status
+    def _success(self, request: Request, device: Device, status: int = 200) -> Response:
+        body = _envelope(
+            request, status="success", data=_device_document(device), revision=device.revision
         )
+        return Response(DeviceEnvelopeOutput(body).data, status=status)
 
     @extend_schema(
         operation_id="push_notification_subscription_get",
-        responses={200: OpenApiTypes.OBJECT, 404: OpenApiResponse(description="No such device.")},
+        summary="Fetch a push notification subscription",
+        description="Gets the push notification registration for the supplied device for the "
+        "supplied app.",
+        parameters=PATH_PARAMETERS,
+        examples=[EXAMPLE_ANSWER],
+        responses={
+            200: DeviceEnvelopeOutput,
+            404: OpenApiResponse(
+                ErrorEnvelopeOutput, description="No such device (bad identifier)."
+            ),
+        },
     )
     def get(self, request: Request, account_id: str, app_name: str, device_id: str) -> Response:
         device = device_get(account_id=account_id, app_name=app_name, device_id=device_id)
         if device is None:
-            raise DeviceNotFound()
-        return self._success(request, DeviceOutput(device).data, device.revision)
+            raise DeviceNotFound(device_id)
+        return self._success(request, device)
 
     @extend_schema(
         operation_id="push_notification_subscription_create",
-        request=OpenApiTypes.OBJECT,
-        responses={201: OpenApiTypes.OBJECT, 409: OpenApiResponse(description="Exists.")},
+        summary="Create a new push notification subscription",
+        description="Creates a push notification registration for the supplied device for the "
+        "supplied app.",
+        parameters=PATH_PARAMETERS,
+        request=DOCUMENT_REQUEST,
+        examples=[EXAMPLE_REQUEST, EXAMPLE_ANSWER],
+        responses={
+            201: DeviceEnvelopeOutput,
+            409: OpenApiResponse(ErrorEnvelopeOutput, description="The device exists already."),
+        },
     )
     def put(self, request: Request, account_id: str, app_name: str, device_id: str) -> Response:
         data, _ = self._body(request)
@@ -254,9 +459,17 @@ class PushNotificationSubscriptionApi(APIView):
 
     @extend_schema(
         operation_id="push_notification_subscription_update",
-        request=OpenApiTypes.OBJECT,
-        parameters=[OpenApiParameter("If-Match", OpenApiTypes.STR, OpenApiParameter.HEADER)],
-        responses={200: OpenApiTypes.OBJECT, 409: OpenApiResponse(description="Stale revision.")},
+        summary="Change a push notification subscription",
+        description="Updates a push notification registration for the supplied device for the "
+        "supplied app. Good for changing the notification preferences or updating the device "
+        "token.",
+        parameters=[*PATH_PARAMETERS, IF_MATCH],
+        request=DOCUMENT_REQUEST,
+        examples=[EXAMPLE_REQUEST, EXAMPLE_ANSWER],
+        responses={
+            200: DeviceEnvelopeOutput,
+            409: OpenApiResponse(ErrorEnvelopeOutput, description="Stale revision."),
+        },
     )
     def post(self, request: Request, account_id: str, app_name: str, device_id: str) -> Response:
         data, revision = self._body(request)
@@ -272,26 +485,49 @@ class PushNotificationSubscriptionApi(APIView):
 
     @extend_schema(
         operation_id="push_notification_subscription_delete",
-        parameters=[OpenApiParameter("If-Match", OpenApiTypes.STR, OpenApiParameter.HEADER)],
-        responses={200: OpenApiTypes.OBJECT, 404: OpenApiResponse(description="No such device.")},
+        summary="Remove a push notification subscription",
+        description="Deletes a push notification registration for the supplied device for the "
+        "supplied app.",
+        parameters=[*PATH_PARAMETERS, IF_MATCH],
+        examples=[
+            OpenApiExample(
+                "The contract's answer",
+                value=_example_envelope({"id": "{DEVICE_ID}", "_read_only": {"deleted": True}}),
+                response_only=True,
+                status_codes=["200"],
+            )
+        ],
+        responses={
+            200: DeletedEnvelopeOutput,
+            404: OpenApiResponse(
+                ErrorEnvelopeOutput, description="No such device (bad identifier)."
+            ),
+            409: OpenApiResponse(ErrorEnvelopeOutput, description="Stale revision."),
+        },
     )
     def delete(self, request: Request, account_id: str, app_name: str, device_id: str) -> Response:
-        device_delete(
+        device = device_delete(
             account_id=account_id,
             app_name=app_name,
             device_id=device_id,
             expected_revision=_if_match(request),
         )
-        data = {"id": device_id, "_read_only": {"deleted": True}}
-        return self._success(request, data, revision="")
+        # The contract answers the revision: the one the document had when it was removed.
+        body = _envelope(
+            request,
+            status="success",
+            data={"id": device_id, "_read_only": {"deleted": True}},
+            revision=device.revision,
+        )
+        return Response(DeletedEnvelopeOutput(body).data)
 
     def _stored(
         self, request: Request, account_id: str, app_name: str, device_id: str, status: int = 200
     ) -> Response:
         device = device_get(account_id=account_id, app_name=app_name, device_id=device_id)
         if device is None:  # Removed by a concurrent request between the write and this read.
-            raise DeviceNotFound()
-        return self._success(request, DeviceOutput(device).data, device.revision, status)
+            raise DeviceNotFound(device_id)
+        return self._success(request, device, status)
 
 
 def _if_match(request: Request) -> str | None:

@@ -1,15 +1,24 @@
-"""The Events API: `POST /v1/notifications` (keep this wire contract)."""
+"""The Events API: `POST /v1/notifications` (keep this wire contract).
 
+The contract knows four answers: 200 processed, 202 already processed, 401 unauthorized and 422
+invalid data. Its producers retry anything that is not a 422, so every refusal of the request's
+data (its JSON, its media type, its headers, its event) is a 422 here, in the platform's error
+body; only a body over the size limit keeps its 413 (docs/errors.md).
+"""
+
+import json
+import math
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.authentication import BaseAuthentication
+from rest_framework.parsers import BaseParser
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -23,6 +32,20 @@ from notifyhub.formats import iso_utc, unstorable_char
 from notifyhub.types import JSONDict
 
 SUPPORTED_API_VERSIONS = ("3.0",)
+# How deep a body's objects and arrays may nest (the body itself is level 1, its `event` level 2,
+# the payload level 3). Deeper JSON is refused before any recursive step (the payload checks,
+# the schema validator, the canonical encoding) could exhaust Python's stack on it.
+MAX_JSON_DEPTH = 100
+# The statuses the platform gives a refusal of what the request says (its body, its media type,
+# the media type it accepts), answered 422 on this surface: a retry cannot fix any of them.
+CLIENT_DATA_STATUSES = (400, 406, 415)
+# The contract's own example (events-ingestion.md), shown in the OpenAPI schema.
+CONTRACT_EXAMPLE = {
+    "event": {
+        "type": "order.accepted",
+        "payload": {"order_id": "H1234567890", "orderUUID": "265cb601-a78a-4862-9e9d-d6b48d6a0a3f"},
+    }
+}
 
 
 class ClientTokenAuthentication(BaseAuthentication):
@@ -72,15 +95,94 @@ def producer_of(auth: ApiKey | TokenInfo) -> str:
 
 
 class EventInput(serializers.Serializer):
-    id = serializers.CharField(required=False, max_length=255, allow_blank=False)
-    type = serializers.CharField(max_length=128)
-    payload = serializers.DictField()
+    id = serializers.CharField(
+        required=False,
+        max_length=255,
+        allow_blank=False,
+        help_text="The producer's id of the event; the duplicate key when no Idempotency-Key "
+        "header is sent.",
+    )
+    type = serializers.CharField(
+        max_length=128,
+        help_text="An enabled event type of the catalogue, such as `order.accepted`.",
+    )
+    payload = serializers.DictField(
+        help_text="The event's data, checked against its type's JSON Schema when it has one. "
+        "Top-level `account_id`, `user_id` and `ticket_number` route it."
+    )
 
 
 class EventIngestInput(serializers.Serializer):
     """The body's documented shape (OpenAPI); `parse_event_body` applies it."""
 
-    event = EventInput()
+    event = EventInput(help_text="The event to send.")
+
+
+class EventJSONParser(BaseParser):
+    """JSON as this surface reads it: what cannot be stored (a number beyond double precision,
+    such as `1e999`; nesting past MAX_JSON_DEPTH) is a 422, where DRF's parser lets the first
+    through to a database error and the second to a RecursionError, both server errors."""
+
+    media_type = "application/json"
+
+    def parse(
+        self,
+        stream: IO[bytes] | None,
+        media_type: str | None = None,
+        parser_context: dict[str, Any] | None = None,
+    ) -> Any:
+        raw = stream.read() if stream is not None else b""
+        try:
+            data = json.loads(raw, parse_float=_finite_float, parse_constant=_no_constant)
+        except RecursionError:
+            raise _too_deep() from None
+        except ValueError as exc:  # UnicodeDecodeError included
+            raise errors.MalformedJson(f"The request body is not valid JSON: {exc}") from None
+        # Counting brackets is cheap; the walk runs only for bodies that might be too deep.
+        if raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH and _depth(data) > MAX_JSON_DEPTH:
+            raise _too_deep()
+        return data
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise IngestRefused(f"The number {text[:40]} is out of range: numbers must fit a double.")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _too_deep() -> IngestRefused:
+    return IngestRefused(f"The body nests objects and arrays deeper than {MAX_JSON_DEPTH} levels.")
+
+
+def _depth(value: Any) -> int:
+    """How deep a decoded JSON value nests (a scalar is 0), walked without recursion."""
+    deepest = 0
+    pending = [(value, 1)]
+    while pending:
+        item, level = pending.pop()
+        if isinstance(item, dict):
+            item = item.values()
+        elif not isinstance(item, list):
+            continue
+        deepest = max(deepest, level)
+        pending.extend((child, level + 1) for child in item)
+    return deepest
+
+
+def ingest_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """The platform's error body with the contract's statuses: a refusal of the request's data
+    (malformed JSON, another media type, an Accept without JSON) keeps its code and answers 422."""
+    error = errors.hub_error_from(exc)
+    if error is None:
+        return None  # A bug: Django's handler500 renders it.
+    if error.status in CLIENT_DATA_STATUSES:
+        error.status = 422
+    return errors.error_response(error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,9 +251,14 @@ def parse_event_body(data: Any) -> EventBody:
 
 
 class EventIngestOutput(serializers.Serializer):
-    id = serializers.CharField()
-    status = serializers.CharField()
-    created_at = serializers.DateTimeField(required=False)
+    id = serializers.CharField(help_text="The event's ULID, kept on every channel.")
+    status = serializers.CharField(
+        help_text="`processed` (200), or `duplicate` (202) for a repeat of an earlier event.",
+    )
+    created_at = serializers.DateTimeField(
+        required=False,
+        help_text="When the original was stored (RFC 3339, UTC); on a duplicate only.",
+    )
 
 
 class EventIngestApi(APIView):
@@ -159,10 +266,43 @@ class EventIngestApi(APIView):
 
     authentication_classes = [ClientTokenAuthentication, BearerTokenAuthentication]
     permission_classes = [IsProducer]
+    parser_classes = [EventJSONParser]
+    # The schema seam (notifyhub.openapi): refusals are documented as this surface's 422.
+    client_errors_are_422 = True
+
+    def get_exception_handler(self) -> Any:
+        return ingest_exception_handler
 
     @extend_schema(
         operation_id="events_ingest",
+        summary="Отправка события",
+        description="Send an event (the contract's `notifications` operation). The event is "
+        "validated, deduplicated and routed to every consumer that asked for its type.",
         request=EventIngestInput,
+        examples=[
+            OpenApiExample(
+                "order.accepted",
+                summary="The contract's example",
+                value=CONTRACT_EXAMPLE,
+                request_only=True,
+            ),
+            OpenApiExample(
+                "processed",
+                value={"id": "01JE8Z3V9K2M4N6P8Q0R2S4T6V", "status": "processed"},
+                response_only=True,
+                status_codes=["200"],
+            ),
+            OpenApiExample(
+                "duplicate",
+                value={
+                    "id": "01JE8Z3V9K2M4N6P8Q0R2S4T6V",
+                    "status": "duplicate",
+                    "created_at": "2018-01-23T04:56:22Z",
+                },
+                response_only=True,
+                status_codes=["202"],
+            ),
+        ],
         parameters=[
             OpenApiParameter(
                 "Api-Version",
@@ -170,18 +310,36 @@ class EventIngestApi(APIView):
                 OpenApiParameter.HEADER,
                 required=True,
                 enum=list(SUPPORTED_API_VERSIONS),
+                description="Версия API (API version).",
             ),
-            OpenApiParameter("Client-Token", OpenApiTypes.STR, OpenApiParameter.HEADER),
-            OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER),
+            OpenApiParameter(
+                "Client-Token",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description="Токен клиента: the producer's API key (or send a bearer token "
+                "with `events:publish`).",
+            ),
+            OpenApiParameter(
+                "Idempotency-Key",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                description="The duplicate key (else `event.id`, else the type and payload).",
+            ),
         ],
         responses={
-            200: EventIngestOutput,
+            200: OpenApiResponse(EventIngestOutput, description="Событие обработано (processed)."),
             202: OpenApiResponse(
-                EventIngestOutput, description="Already processed; nothing stored again."
+                EventIngestOutput,
+                description="Событие уже было обработано (already processed; nothing stored "
+                "again).",
             ),
-            401: OpenApiResponse(description="Missing, unknown or revoked token."),
+            401: OpenApiResponse(description="unauthorized: missing, unknown or revoked token."),
             413: OpenApiResponse(description="Body over NOTIFYHUB_MAX_EVENT_BYTES."),
-            422: OpenApiResponse(description="Invalid event; `field` names the culprit."),
+            422: OpenApiResponse(
+                description="Требуемые данные отсутствуют или некорректны (missing or invalid "
+                "data: malformed JSON, another media type, an unsupported Api-Version, an "
+                "invalid event); `code` says which, `field` names the culprit."
+            ),
         },
     )
     def post(self, request: Request) -> Response:
@@ -190,6 +348,9 @@ class EventIngestApi(APIView):
             raise errors.PayloadTooLarge(
                 f"Events are limited to {settings.NOTIFYHUB_MAX_EVENT_BYTES} bytes."
             )
+        if not request.content_type and int(length):
+            # DRF reads a body without a Content-Type as no body at all.
+            raise errors.UnsupportedMediaType()
         version = request.META.get("HTTP_API_VERSION")
         if version not in SUPPORTED_API_VERSIONS:
             raise IngestRefused(

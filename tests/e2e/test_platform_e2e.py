@@ -60,7 +60,8 @@ def test_api_errors_over_http_are_json(daphne):
 def test_a_malformed_multipart_body_gets_the_api_error_body_not_twisted_html(daphne, producer):
     # Twisted parsed every POST form body itself before daphne passed it on, and answered a
     # multipart body it could not parse with its own HTML 400; daphne now leaves bodies to
-    # Django, so the API answers in its error format.
+    # Django, so the API answers in its error format (a 422 on this surface, whose contract
+    # answers every refusal of its data so).
     response = httpx.post(
         f"{daphne.url}/v1/notifications",
         content=b'{"event": {"type": "chat", "payload": {}}}',  # no multipart at all
@@ -71,7 +72,7 @@ def test_a_malformed_multipart_body_gets_the_api_error_body_not_twisted_html(dap
         },
         timeout=10,
     )
-    assert response.status_code == 415, response.text
+    assert response.status_code == 422, response.text
     assert response.headers["content-type"] == "application/json"
     assert response.json()["code"] == "NOT000005"
 

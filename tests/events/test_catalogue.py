@@ -16,6 +16,7 @@ SEEDED = {
     "incoming_call",
     "new_voicemail",
     "new_unowned_voicemail",
+    "order.accepted",
 }
 
 

@@ -17,7 +17,8 @@ URL = "/v1/notifications"
 
 @pytest.fixture
 def order_type():
-    return EventType.objects.create(id="order.accepted", description="An order was accepted")
+    """The contract's example type, seeded by events' migration 0004."""
+    return EventType.objects.get(id="order.accepted")
 
 
 @pytest.fixture
@@ -246,10 +247,12 @@ def test_a_payload_failing_the_types_schema_is_422_naming_the_path(client, api_k
     assert good.status_code == 200
 
 
-def test_malformed_json_is_a_json_400(client, order_type, api_key):
+def test_malformed_json_is_a_422_keeping_its_code(client, order_type, api_key):
+    # The contract's only refusal of data is a 422; the code still says what was wrong.
     response = post(client, "{nope", key=api_key)
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert response.json()["code"] == "NOT000008"
+    assert not Event.objects.exists()
 
 
 def test_a_body_over_the_limit_is_413(client, order_type, api_key, settings):
