@@ -363,6 +363,7 @@ class PushNotificationSubscriptionApi(APIView):
 
     # Errors are answered in Kazoo's envelope, not the platform's body (see the schema seam).
     error_body_schema = ErrorEnvelopeOutput
+    openapi_tag = "Device API"
 
     authentication_classes = [KazooTokenAuthentication]
     required_scopes = [settings.SCOPE_DEVICES, settings.SCOPE_ADMINISTRATOR]

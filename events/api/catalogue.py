@@ -18,6 +18,7 @@ class EventTypeOutput(serializers.Serializer):
 
 
 class EventTypeListApi(APIView):
+    openapi_tag = "Notification API"
     required_scopes = [settings.SCOPE_CONSUMER, settings.SCOPE_ADMINISTRATOR]
 
     @extend_schema(operation_id="event_types_list", responses={200: EventTypeOutput(many=True)})

@@ -264,6 +264,7 @@ class EventIngestOutput(serializers.Serializer):
 class EventIngestApi(APIView):
     """Store and route one event; a repeat of an earlier one answers 202 with the original."""
 
+    openapi_tag = "Events API"
     authentication_classes = [ClientTokenAuthentication, BearerTokenAuthentication]
     permission_classes = [IsProducer]
     parser_classes = [EventJSONParser]

@@ -70,50 +70,52 @@ def model(package: ModuleType, name: str) -> type:
 def test_a_generated_client_subscribes_publishes_pulls_and_releases(
     generated, daphne, administrator, consumer, producer
 ):
-    def client(token: str):
-        return generated.AuthenticatedClient(base_url=daphne.url, token=token)
+    def client(persona):
+        return generated.AuthenticatedClient(base_url=daphne.url, token=persona.token)
 
-    created = api(generated, "notification_api.subscriptions_create").sync(
-        client=client(administrator.token),
-        body=model(generated, "SubscriptionCreateInputRequest")(
-            event_type_ids=["order.accepted"],
-            client_id=consumer.client_id,
-            notification_url="https://hooks.example.com/in",
-        ),
-    )
-    assert isinstance(created, model(generated, "SubscriptionCreateOutput"))
-    assert created.subscription.notification_url == "https://hooks.example.com/in"
-    assert created.subscription_status.last_request_date == created.subscription.subscription_date
-
-    for order_id in ("H1234567890", "H1234567891"):
-        published = api(generated, "events_api.events_ingest").sync_detailed(
-            client=client(producer.token),
-            api_version=model(generated, "EventsIngestApiVersion")("3.0"),
-            body=model(generated, "EventIngestInputRequest")(
-                event=model(generated, "EventInputRequest")(
-                    type_="order.accepted",
-                    payload=model(generated, "EventInputRequestPayload").from_dict(
-                        {"order_id": order_id}
-                    ),
-                )
+    with client(administrator) as admin, client(producer) as shop, client(consumer) as reader:
+        created = api(generated, "notification_api.subscriptions_create").sync(
+            client=admin,
+            body=model(generated, "SubscriptionCreateInputRequest")(
+                event_type_ids=["order.accepted"],
+                client_id=consumer.client_id,
+                notification_url="https://hooks.example.com/in",
             ),
         )
-        assert published.status_code == 200, published.content
+        assert isinstance(created, model(generated, "SubscriptionCreateOutput"))
+        assert created.subscription.notification_url == "https://hooks.example.com/in"
+        status = created.subscription_status
+        assert status.last_request_date == created.subscription.subscription_date
 
-    pulled = api(generated, "integration_api.pull_notification").sync(client=client(consumer.token))
-    assert isinstance(pulled, model(generated, "IntegrationNotificationOutput"))
-    assert (pulled.name, pulled.data.to_dict()) == ("order.accepted", {"order_id": "H1234567890"})
+        for order_id in ("H1234567890", "H1234567891"):
+            published = api(generated, "events_api.events_ingest").sync_detailed(
+                client=shop,
+                api_version=model(generated, "EventsIngestApiVersion")("3.0"),
+                body=model(generated, "EventIngestInputRequest")(
+                    event=model(generated, "EventInputRequest")(
+                        type_="order.accepted",
+                        payload=model(generated, "EventInputRequestPayload").from_dict(
+                            {"order_id": order_id}
+                        ),
+                    )
+                ),
+            )
+            assert published.status_code == 200, published.content
 
-    page = api(generated, "notification_api.subscriptions_notifications_list").sync(
-        client=client(consumer.token), subscription_id=created.id
-    )
-    assert isinstance(page, model(generated, "NotificationPageOutput"))
-    assert [item.payload.to_dict() for item in page.results] == [{"order_id": "H1234567891"}]
+        pulled = api(generated, "integration_api.pull_notification").sync(client=reader)
+        assert isinstance(pulled, model(generated, "IntegrationNotificationOutput"))
+        assert (pulled.name, pulled.data) == ("order.accepted", {"order_id": "H1234567890"})
 
-    redis_client().delete(redis_key("release", consumer.client_id))
-    released = api(generated, "integration_api.release_notifications").sync_detailed(
-        client=client(consumer.token)
-    )
-    assert released.status_code == 202
-    assert released.parsed.released == 0
-    redis_client().delete(redis_key("release", consumer.client_id))
+        page = api(generated, "notification_api.subscriptions_notifications_list").sync(
+            client=reader, subscription_id=created.id
+        )
+        assert isinstance(page, model(generated, "NotificationPageOutput"))
+        assert [item.payload for item in page.results] == [{"order_id": "H1234567891"}]
+
+        redis_client().delete(redis_key("release", consumer.client_id))
+        released = api(generated, "integration_api.release_notifications").sync_detailed(
+            client=reader
+        )
+        assert released.status_code == 202
+        assert released.parsed.released == 0
+        redis_client().delete(redis_key("release", consumer.client_id))
