@@ -411,10 +411,11 @@ def prepare_objects(*, subscriptions: int = 10) -> BenchObjects:
     from events.models import EventType
     from events.services import api_key_create
     from notifyhub.services import client_create
+    from notifyhub.tenancy import HUB
     from subscriptions.services import subscription_create
 
     scopes = [settings.SCOPE_PUBLISH, settings.SCOPE_CONSUMER, settings.SCOPE_ADMINISTRATOR]
-    created = client_create(name="bench", scopes=scopes)
+    created = client_create(name="bench", scopes=scopes, hub_operator=True)
     raw = access_token(created.application, scopes)
     EventType.objects.create(
         id="bench.order",
@@ -427,6 +428,7 @@ def prepare_objects(*, subscriptions: int = 10) -> BenchObjects:
     subscription_ids = [
         str(
             subscription_create(
+                reach=HUB,
                 client_id=created.application.client_id,
                 event_type_ids=["bench.order"],
                 subscribed_by="bench",
@@ -436,7 +438,7 @@ def prepare_objects(*, subscriptions: int = 10) -> BenchObjects:
     ]
     return BenchObjects(
         token=raw,
-        api_key=api_key_create(name="bench").raw_key,
+        api_key=api_key_create(name="bench", any_account=True).raw_key,
         subscription_ids=subscription_ids,
         application=created.application,
     )

@@ -129,6 +129,7 @@ def main() -> None:
     from events.services import event_ingest
     from notifyhub.celery import app as celery_app
     from notifyhub.models import Account
+    from notifyhub.tenancy import HUB
     from tests import servers
 
     queue = f"bench-push-{os.getpid()}"
@@ -183,6 +184,7 @@ def main() -> None:
             for index, payload in enumerate(payloads):
                 event_ingest(
                     producer="bench",
+                    reach=HUB,
                     type_id="incoming_call",
                     payload=payload,
                     idempotency_key=f"{label}-{index}-{time.monotonic_ns()}",

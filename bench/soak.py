@@ -99,6 +99,7 @@ def main() -> None:
     from django.contrib.auth import get_user_model
     from django.db import connection
 
+    from notifyhub.tenancy import HUB
     from subscriptions.models import Delivery
     from subscriptions.services import subscription_create
     from tests import servers
@@ -117,6 +118,7 @@ def main() -> None:
             client_id=objects.application.client_id, url=receiver.url, type_id=EVENT_TYPE
         )
         pull = subscription_create(
+            reach=HUB,
             client_id=objects.application.client_id,
             event_type_ids=[EVENT_TYPE],
             subscribed_by="soak",

@@ -197,7 +197,7 @@ def token(app, scopes, user=None):
     return raw
 user = get_user_model().objects.create_user("bench")
 consumer = client_create(name="bench-consumer", scopes=["notification:consent:consumer"])
-producer = client_create(name="bench-producer", scopes=["events:publish"])
+producer = client_create(name="bench-producer", scopes=["events:publish"], hub_operator=True)
 print(json.dumps({
     "consumer": token(consumer.application, ["notification:consent:consumer"], user),
     "producer": token(producer.application, ["events:publish"]),

@@ -266,11 +266,13 @@ def run_baseline(receiver: ReceiverProcess, queue: str, n: int) -> float:
 
 def subscribe(receiver: ReceiverProcess) -> None:
     from events.models import EventType
+    from notifyhub.tenancy import HUB
     from subscriptions.services import subscription_create
 
     reset_database()
     EventType.objects.get_or_create(id="newMessage")
     subscription_create(
+        reach=HUB,
         client_id="bench",
         event_type_ids=["newMessage"],
         subscribed_by="bench",
@@ -281,8 +283,11 @@ def subscribe(receiver: ReceiverProcess) -> None:
 
 def ingest(i: int) -> None:
     from events.services import event_ingest
+    from notifyhub.tenancy import HUB
 
-    event_ingest(producer="bench", type_id="newMessage", payload={"n": i}, idempotency_key=f"k{i}")
+    event_ingest(
+        producer="bench", reach=HUB, type_id="newMessage", payload={"n": i}, idempotency_key=f"k{i}"
+    )
 
 
 def run_webhooks(receiver: ReceiverProcess, queue: str, n: int) -> tuple[float, float]:

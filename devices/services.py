@@ -23,6 +23,7 @@ from notifyhub import errors
 from notifyhub.formats import UNSTORABLE_MESSAGE, unstorable_char
 from notifyhub.models import Account
 from notifyhub.sql import sql_names
+from notifyhub.tenancy import HUB
 
 Problems = dict[str, dict[str, dict[str, Any]]]
 
@@ -652,6 +653,7 @@ def device_test_push(*, device_ids: list[int]) -> list[int]:
     for device in Device.objects.filter(pk__in=device_ids):
         result = event_ingest(
             producer="admin:test-push",
+            reach=HUB,
             type_id=TEST_EVENT_TYPE,
             payload={
                 "account_id": device.account_id,

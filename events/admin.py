@@ -27,18 +27,21 @@ class EventTypeAdmin(admin.ModelAdmin):
 
 @admin.register(ApiKey, site=site)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ("name", "hint", "created_at", "revoked_at")
-    list_filter = ("revoked_at",)
+    list_display = ("name", "hint", "tenant", "any_account", "created_at", "revoked_at")
+    list_filter = ("revoked_at", "any_account", "tenant")
     search_fields = ("name", "hint")
+    list_select_related = ("tenant",)
     readonly_fields = ("hint", "created_at", "revoked_at")
-    fields = ("name", "hint", "created_at", "revoked_at")
+    fields = ("name", "tenant", "any_account", "hint", "created_at", "revoked_at")
     actions = ["revoke"]
 
     def save_model(self, request: HttpRequest, obj: ApiKey, form: object, change: bool) -> None:
         if change:
             super().save_model(request, obj, form, change)
             return
-        created = api_key_create(name=obj.name)
+        created = api_key_create(
+            name=obj.name, tenant_id=obj.tenant_id, any_account=obj.any_account
+        )
         obj.pk = created.api_key.pk
         messages.warning(request, f"The key is shown only now: {created.raw_key}")
 

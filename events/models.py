@@ -11,7 +11,8 @@ from django.utils import timezone
 from ulid import ULID
 
 from notifyhub.formats import UNSTORABLE_MESSAGE, unstorable_path
-from notifyhub.models import identifier_validator
+from notifyhub.models import Tenant, identifier_validator
+from notifyhub.tenancy import Reach
 
 
 def new_event_id() -> str:
@@ -65,6 +66,20 @@ class ApiKey(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    tenant = models.ForeignKey(
+        Tenant,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="api_keys",
+        help_text="The company producing with this key: it may address that tenant's accounts "
+        "and their members only.",
+    )
+    any_account = models.BooleanField(
+        default=False,
+        help_text="May address every tenant's accounts and users: only for the operator's own "
+        "producers.",
+    )
 
     class Meta:
         verbose_name = "API key"
@@ -83,6 +98,11 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+    @property
+    def reach(self) -> Reach:
+        """The accounts and users this key's events may address."""
+        return Reach(tenant_id=self.tenant_id, everywhere=self.any_account)
 
     @property
     def producer(self) -> str:

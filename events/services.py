@@ -19,7 +19,10 @@ from events.models import ApiKey, Event, EventType, new_event_id
 from events.selectors import event_type_get_cached
 from notifyhub import errors
 from notifyhub.formats import UNSTORABLE_MESSAGE, unstorable_char, unstorable_path
+from notifyhub.selectors import account_in_reach, principal_in_reach
+from notifyhub.services import tenant_ensure
 from notifyhub.sql import sql_names
+from notifyhub.tenancy import Reach
 from notifyhub.types import JSONDict
 
 logger = logging.getLogger(__name__)
@@ -49,10 +52,19 @@ class NewApiKey:
     raw_key: str
 
 
-def api_key_create(*, name: str) -> NewApiKey:
-    """Create a producer API key; the raw key is returned this once and stored only hashed."""
+def api_key_create(
+    *, name: str, tenant_id: str | None = None, any_account: bool = False
+) -> NewApiKey:
+    """Create a producer API key of tenant `tenant_id` (created if new), or one that may address
+    any account; the raw key is returned this once and stored only hashed."""
     raw = ApiKey.generate()
-    api_key = ApiKey.objects.create(name=name, key_hash=ApiKey.hash(raw), hint=raw[:10])
+    api_key = ApiKey.objects.create(
+        name=name,
+        key_hash=ApiKey.hash(raw),
+        hint=raw[:10],
+        tenant=tenant_ensure(tenant_id=tenant_id) if tenant_id else None,
+        any_account=any_account,
+    )
     return NewApiKey(api_key=api_key, raw_key=raw)
 
 
@@ -92,9 +104,29 @@ def _routing_attribute(payload: JSONDict, key: str) -> str | None:
     return str(value)[:150]
 
 
+def _addressing_check(*, reach: Reach, payload: JSONDict) -> None:
+    """A producer addresses only its tenant's accounts and their members: a routing attribute
+    outside its reach is refused (422 naming the field), never delivered to another tenant."""
+    if reach.everywhere:
+        return
+    account_id = _routing_attribute(payload, "account_id")
+    if account_id is not None and not account_in_reach(reach=reach, account_id=account_id):
+        raise IngestRefused(
+            "event.payload.account_id: not an account this producer may address",
+            field="event.payload.account_id",
+        )
+    user_id = _routing_attribute(payload, "user_id")
+    if user_id is not None and not principal_in_reach(reach=reach, principal=user_id):
+        raise IngestRefused(
+            "event.payload.user_id: not a user this producer may address",
+            field="event.payload.user_id",
+        )
+
+
 def event_ingest(
     *,
     producer: str,
+    reach: Reach,
     type_id: str,
     payload: JSONDict,
     idempotency_key: str | None,
@@ -102,6 +134,8 @@ def event_ingest(
     """Validate, dedupe and store one event, and route it in the same transaction.
 
     `producer` scopes the idempotency key; without a key the type and payload are the key.
+    `reach` bounds the accounts and users the event may address (`tenancy.HUB` for the hub's
+    own events).
     """
     # An id holding text no database can store names no catalogue row, and may not be queried.
     event_type = None if unstorable_char(type_id) else event_type_get_cached(type_id=type_id)
@@ -115,6 +149,7 @@ def event_ingest(
     if idempotency_key is not None and unstorable_char(idempotency_key) is not None:
         raise IngestRefused(f"idempotency key: {UNSTORABLE_MESSAGE}", field="Idempotency-Key")
     _validate_payload(event_type, payload)
+    _addressing_check(reach=reach, payload=payload)
 
     fingerprint = payload_fingerprint(type_id=type_id, payload=payload)
     key = idempotency_key or f"sha256:{fingerprint}"

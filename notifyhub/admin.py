@@ -8,7 +8,7 @@ from django.http import HttpRequest
 from oauth2_provider.admin import ApplicationAdmin as DotApplicationAdmin
 from oauth2_provider.models import AccessToken, Grant, IDToken, RefreshToken
 
-from notifyhub.models import Account, AccountMember, Application
+from notifyhub.models import Account, AccountMember, Application, Tenant
 
 # Every app registers on the default site, which is HubAdminSite (see HubAdminConfig).
 site = admin.site
@@ -19,12 +19,26 @@ for _model in (Application, AccessToken, RefreshToken, Grant, IDToken):
         site.unregister(_model)
 
 
+@admin.register(Tenant, site=site)
+class TenantAdmin(admin.ModelAdmin):
+    list_display = ("id", "name", "created_at")
+    search_fields = ("id", "name")
+
+
 @admin.register(Application, site=site)
 class ApplicationAdmin(DotApplicationAdmin):
-    list_display = ("name", "client_id", "authorization_grant_type", "allowed_scopes", "user")
-    list_filter = ("authorization_grant_type", "client_type")
+    list_display = (
+        "name",
+        "client_id",
+        "tenant",
+        "hub_operator",
+        "authorization_grant_type",
+        "allowed_scopes",
+        "user",
+    )
+    list_filter = ("hub_operator", "tenant", "authorization_grant_type", "client_type")
     search_fields = ("name", "client_id", "allowed_scopes")
-    list_select_related = ("user",)
+    list_select_related = ("user", "tenant")
     raw_id_fields = ("user",)
 
 
@@ -64,8 +78,10 @@ class AccountMemberInline(admin.TabularInline):
 
 @admin.register(Account, site=site)
 class AccountAdmin(admin.ModelAdmin):
-    list_display = ("id", "name", "member_count", "created_at")
+    list_display = ("id", "name", "tenant", "member_count", "created_at")
+    list_filter = ("tenant",)
     search_fields = ("id", "name")
+    list_select_related = ("tenant",)
     inlines = [AccountMemberInline]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Account]:

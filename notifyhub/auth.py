@@ -27,6 +27,7 @@ from rest_framework.request import Request
 
 from notifyhub import errors
 from notifyhub.redis import redis_client, redis_key
+from notifyhub.tenancy import Reach
 
 logger = logging.getLogger(__name__)
 
@@ -41,9 +42,16 @@ class TokenInfo:
     user_id: int | None
     scopes: frozenset[str]
     expires: datetime
+    tenant_id: str | None = None
+    hub_operator: bool = False
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
+
+    @property
+    def reach(self) -> Reach:
+        """The tenants the token acts for: its application's, or every one for an operator."""
+        return Reach(tenant_id=self.tenant_id, everywhere=self.hub_operator)
 
     def to_cache(self) -> dict[str, Any]:
         return {
@@ -53,6 +61,8 @@ class TokenInfo:
             "user_id": self.user_id,
             "scopes": sorted(self.scopes),
             "expires": self.expires.timestamp(),
+            "tenant_id": self.tenant_id,
+            "hub_operator": self.hub_operator,
         }
 
     @classmethod
@@ -64,6 +74,8 @@ class TokenInfo:
             user_id=data["user_id"],
             scopes=frozenset(data["scopes"]),
             expires=datetime.fromtimestamp(data["expires"], tz=UTC),
+            tenant_id=data["tenant_id"],
+            hub_operator=data["hub_operator"],
         )
 
 
@@ -73,7 +85,8 @@ def token_checksum(raw_token: str) -> str:
 
 
 def _cache_key(checksum: str) -> str:
-    return redis_key("token", checksum)
+    # v2: entries carry the tenant; a process still running the old code never reads them.
+    return redis_key("token", "v2", checksum)
 
 
 def _cache_get(checksum: str) -> dict[str, Any] | None:
@@ -107,13 +120,36 @@ def token_cache_forget(*, checksum: str) -> None:
         logger.error("could not evict a revoked token from the cache", exc_info=True)
 
 
-def forget_deleted_token(sender: type, instance: Any, **kwargs: Any) -> None:
-    """post_delete receiver for DOT's AccessToken: a deleted token leaves the cache with it."""
+def forget_changed_token(sender: type, instance: Any, **kwargs: Any) -> None:
+    """post_save and post_delete receiver for DOT's AccessToken: a token that changed (its
+    scope or expiry edited in the admin) or went leaves the cache with it."""
     token_cache_forget(checksum=instance.token_checksum)
 
 
+def tokens_cache_forget(*, application_id: int | None = None, user_id: int | None = None) -> None:
+    """Drop every token of an application or a user from the cache: what they may do changed
+    (a tenant, an operator grant, a deactivated user)."""
+    tokens = get_access_token_model().objects.all()
+    tokens = tokens.filter(application_id=application_id) if application_id else tokens
+    tokens = tokens.filter(user_id=user_id) if user_id else tokens
+    for checksum in tokens.values_list("token_checksum", flat=True).iterator():
+        token_cache_forget(checksum=checksum)
+
+
+def forget_changed_application(sender: type, instance: Any, **kwargs: Any) -> None:
+    """post_save receiver for the Application model: its tokens are read again."""
+    tokens_cache_forget(application_id=instance.pk)
+
+
+def forget_changed_user(sender: type, instance: Any, **kwargs: Any) -> None:
+    """post_save receiver for the user model: a deactivated user's tokens stop at once."""
+    if not instance.is_active:
+        tokens_cache_forget(user_id=instance.pk)
+
+
 def token_validate(raw_token: str) -> TokenInfo | None:
-    """The facts of a live access token, or None if it is unknown, revoked or expired."""
+    """The facts of a live access token, or None if it is unknown, revoked or expired, or if
+    its user was deactivated."""
     checksum = token_checksum(raw_token)
     cached = _cache_get(checksum)
     if cached is not None:
@@ -121,12 +157,24 @@ def token_validate(raw_token: str) -> TokenInfo | None:
     else:
         row = (
             get_access_token_model()
-            .objects.select_related("application")
-            .only("id", "user_id", "scope", "expires", "application__id", "application__client_id")
+            .objects.select_related("application", "user")
+            .only(
+                "id",
+                "user_id",
+                "scope",
+                "expires",
+                "application__id",
+                "application__client_id",
+                "application__tenant_id",
+                "application__hub_operator",
+                "user__is_active",
+            )
             .filter(token_checksum=checksum)
             .first()
         )
         if row is None or row.application is None:
+            return None
+        if row.user is not None and not row.user.is_active:
             return None
         info = TokenInfo(
             token_id=row.id,
@@ -135,6 +183,8 @@ def token_validate(raw_token: str) -> TokenInfo | None:
             user_id=row.user_id,
             scopes=frozenset(row.scope.split()),
             expires=row.expires,
+            tenant_id=row.application.tenant_id,
+            hub_operator=row.application.hub_operator,
         )
         _cache_set(checksum, info)
     if info.expires <= timezone.now():

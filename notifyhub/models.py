@@ -1,4 +1,5 @@
-"""Platform models: OAuth applications with their allowed scopes, and accounts with members."""
+"""Platform models: tenants, OAuth applications with their allowed scopes, and accounts with
+members."""
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -31,6 +32,21 @@ class IdentifierValidator(RegexValidator):
 identifier_validator = IdentifierValidator()
 
 
+class Tenant(models.Model):
+    """One company the hub connects: its OAuth clients, accounts and producer keys belong to it,
+    and its administrators and producers reach nothing outside it."""
+
+    id = models.CharField(primary_key=True, max_length=64, validators=[identifier_validator])
+    name = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.name or self.id
+
+
 class Application(AbstractApplication):
     """An OAuth client, and the scopes a token issued to it may ever carry."""
 
@@ -38,6 +54,20 @@ class Application(AbstractApplication):
         blank=True,
         default="",
         help_text="Space-separated scopes this application may be granted.",
+    )
+    tenant = models.ForeignKey(
+        Tenant,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="applications",
+        help_text="The company this client belongs to. A client of no tenant reaches no "
+        "tenant's subscriptions, accounts or users (unless it is a hub operator).",
+    )
+    hub_operator = models.BooleanField(
+        default=False,
+        help_text="Acts for every tenant: administers every subscription, registers devices in "
+        "and addresses events to every account. Give it only to the operator's own clients.",
     )
 
     class Meta(AbstractApplication.Meta):
@@ -51,10 +81,19 @@ class Application(AbstractApplication):
 
 
 class Account(models.Model):
-    """A tenant that events, streams and devices belong to (the Device API's ACCOUNT_ID)."""
+    """A customer account of a tenant that events, streams and devices belong to (the Device
+    API's ACCOUNT_ID)."""
 
     id = models.CharField(primary_key=True, max_length=128, validators=[identifier_validator])
     name = models.CharField(max_length=200, blank=True)
+    tenant = models.ForeignKey(
+        Tenant,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="accounts",
+        help_text="The company the account belongs to: only its producers may address it.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -1,18 +1,22 @@
-"""Platform reads: may this token act for that account?"""
+"""Platform reads: may this token act for that account, what does a credential reach?"""
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model
 
 from notifyhub.auth import TokenInfo
-from notifyhub.models import AccountMember
+from notifyhub.models import Account, AccountMember, Application
+from notifyhub.tenancy import Reach
 
 
 def account_may_act(*, token: TokenInfo, account_id: str) -> bool:
-    """Whether the token's principal is a member of the account.
+    """Whether the token's principal is a member of the account (or a hub operator).
 
-    A user token acts as its user; a client-credentials token acts as its application.
+    A user token acts as its user; a client-credentials token acts as its application. Being a
+    tenant's administrator is not enough: only members register devices in an account.
     """
+    if token.hub_operator:
+        return True
     principal = (
         Q(user_id=token.user_id)
         if token.user_id is not None
@@ -29,6 +33,37 @@ def account_ids_for(*, token: TokenInfo) -> set[str]:
         else Q(application_id=token.application_id)
     )
     return set(AccountMember.objects.filter(principal).values_list("account_id", flat=True))
+
+
+def clients_in_reach(*, reach: Reach) -> QuerySet[Application]:
+    """The OAuth clients a credential may administer: its tenant's, or all for an operator."""
+    if reach.everywhere:
+        return Application.objects.all()
+    return Application.objects.filter(tenant_id=reach.tenant_id, tenant_id__isnull=False)
+
+
+def account_in_reach(*, reach: Reach, account_id: str) -> bool:
+    """Whether a producer may address the account: one of its tenant's (any, for an operator)."""
+    if reach.everywhere:
+        return True
+    return Account.objects.filter(
+        id=account_id, tenant_id=reach.tenant_id, tenant_id__isnull=False
+    ).exists()
+
+
+def principal_in_reach(*, reach: Reach, principal: str) -> bool:
+    """Whether a producer may address a stream principal (an event's `user_id`): a user who is
+    a member of one of its tenant's accounts, or one of its tenant's clients by client id."""
+    if reach.everywhere:
+        return True
+    if reach.tenant_id is None:
+        return False
+    return (
+        AccountMember.objects.filter(
+            account__tenant_id=reach.tenant_id, user__username=principal
+        ).exists()
+        or Application.objects.filter(tenant_id=reach.tenant_id, client_id=principal).exists()
+    )
 
 
 def live_token_count() -> int:

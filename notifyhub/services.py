@@ -7,11 +7,12 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from oauth2_provider.generators import generate_client_secret
 
 from notifyhub import errors
-from notifyhub.models import Account, AccountMember, Application
+from notifyhub.models import Account, AccountMember, Application, Tenant, identifier_validator
 
 GRANTS = {
     "client-credentials": Application.GRANT_CLIENT_CREDENTIALS,
@@ -34,8 +35,11 @@ def client_create(
     grant: str = "client-credentials",
     username: str | None = None,
     redirect_uris: str = "",
+    tenant_id: str | None = None,
+    hub_operator: bool = False,
 ) -> ClientCredentials:
-    """Create an OAuth application allowed exactly `scopes`; its secret is returned once."""
+    """Create an OAuth application allowed exactly `scopes`, in tenant `tenant_id` (created if
+    new) or as a hub operator acting for every tenant; its secret is returned once."""
     known = settings.OAUTH2_PROVIDER["SCOPES"]
     unknown = [scope for scope in scopes if scope not in known]
     if unknown:
@@ -63,18 +67,40 @@ def client_create(
         redirect_uris=redirect_uris,
         allowed_scopes=" ".join(scopes),
         algorithm="",
+        tenant=tenant_ensure(tenant_id=tenant_id) if tenant_id else None,
+        hub_operator=hub_operator,
     )
     return ClientCredentials(application=application, client_secret=secret)
 
 
+def tenant_ensure(*, tenant_id: str) -> Tenant:
+    """The tenant `tenant_id`, created if new."""
+    try:
+        identifier_validator(tenant_id)
+    except ValidationError as exc:
+        raise errors.ValidationFailed(f"tenant: {exc.messages[0]}", field="tenant") from exc
+    tenant, _ = Tenant.objects.get_or_create(id=tenant_id)
+    return tenant
+
+
 @transaction.atomic
 def account_member_add(
-    *, account_id: str, username: str | None = None, client_id: str | None = None
+    *,
+    account_id: str,
+    username: str | None = None,
+    client_id: str | None = None,
+    tenant_id: str | None = None,
 ) -> AccountMember:
-    """Make a user or an OAuth application a member of an account, creating the account if new."""
+    """Make a user or an OAuth application a member of an account, creating the account (in
+    tenant `tenant_id`) if new."""
     if (username is None) == (client_id is None):
         raise errors.ValidationFailed("name exactly one of a user or a client")
-    account, _ = Account.objects.get_or_create(id=account_id)
+    tenant = tenant_ensure(tenant_id=tenant_id) if tenant_id else None
+    account, _ = Account.objects.get_or_create(id=account_id, defaults={"tenant": tenant})
+    if tenant is not None and account.tenant_id != tenant.id:
+        raise errors.ValidationFailed(
+            f"account {account_id!r} belongs to another tenant", field="tenant"
+        )
     if username is not None:
         user = get_user_model().objects.filter(username=username).first()
         if user is None:
@@ -88,6 +114,8 @@ def account_member_add(
     return member
 
 
+DEMO_TENANT = "demo"
+DEMO_ACCOUNT = "demo"
 DEMO_CLIENTS = {
     "demo-administrator": [settings.SCOPE_ADMINISTRATOR, settings.SCOPE_CONSUMER],
     "demo-consumer": [settings.SCOPE_CONSUMER],
@@ -120,13 +148,24 @@ def demo_setup(*, credentials_path: Path) -> dict[str, object]:
     clients = {}
     for name, scopes in DEMO_CLIENTS.items():
         Application.objects.filter(name=name).delete()
-        created = client_create(name=name, scopes=scopes)
+        created = client_create(name=name, scopes=scopes, tenant_id=DEMO_TENANT)
         clients[name] = {
             "client_id": created.application.client_id,
             "client_secret": created.client_secret,
             "scopes": scopes,
         }
-    credentials = {"admin": {"username": "admin", "password": password}, "clients": clients}
+    # The demo devices client registers phones in the demo tenant's account `demo`.
+    account_member_add(
+        account_id=DEMO_ACCOUNT,
+        client_id=clients["demo-devices"]["client_id"],
+        tenant_id=DEMO_TENANT,
+    )
+    credentials = {
+        "admin": {"username": "admin", "password": password},
+        "tenant": DEMO_TENANT,
+        "account": DEMO_ACCOUNT,
+        "clients": clients,
+    }
     credentials_path.parent.mkdir(parents=True, exist_ok=True)
     credentials_path.touch(mode=0o600)
     credentials_path.write_text(json.dumps(credentials, indent=2))

@@ -460,6 +460,10 @@ SECURE_HSTS_SECONDS = env_int("NOTIFYHUB_HSTS_SECONDS", 0 if DEBUG else 31536000
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG
 X_FRAME_OPTIONS = "DENY"
+# The admin shows a new client secret or API key once, in a message: kept in the server-side
+# session (its cookie holds only the session key), never in Django's default message cookie,
+# where the secret would travel and sit unencrypted in the browser.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
 # --- Logging ---
 

@@ -1,5 +1,6 @@
 """Operator console for subscriptions and their queues."""
 
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -60,12 +61,23 @@ class SubscriptionAdmin(admin.ModelAdmin):
     )
     inlines = [SubscriptionEventTypeInline]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
-    actions = ["rotate_webhook_secret"]
+    actions = ["rotate_webhook_secret", "rotate_webhook_secret_now"]
 
     @admin.action(description="Rotate the webhook signing secret (shown once)")
     def rotate_webhook_secret(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
+        self._rotate(request, queryset, grace=None)
+
+    @admin.action(description="Rotate the webhook signing secret, ending the old one now (leaked)")
+    def rotate_webhook_secret_now(
+        self, request: HttpRequest, queryset: QuerySet[Subscription]
+    ) -> None:
+        self._rotate(request, queryset, grace=timedelta(0))
+
+    def _rotate(
+        self, request: HttpRequest, queryset: QuerySet[Subscription], *, grace: timedelta | None
+    ) -> None:
         for subscription in queryset.exclude(notification_url=""):
-            secret = subscription_rotate_webhook_secret(subscription=subscription)
+            secret = subscription_rotate_webhook_secret(subscription=subscription, grace=grace)
             self.message_user(
                 request, f"{subscription.id}: new secret {secret}", level=messages.WARNING
             )

@@ -10,7 +10,9 @@ from django.utils import timezone
 from django.utils.duration import duration_microseconds
 
 from events.models import Event
+from notifyhub.selectors import clients_in_reach
 from notifyhub.sql import sql_names
+from notifyhub.tenancy import Reach
 from subscriptions.models import Delivery, Notification, Subscription, SubscriptionEventType
 
 
@@ -64,13 +66,23 @@ def subscription_get_visible(*, client_id: str, subscription_id: str) -> Subscri
     return subscriptions_visible(client_id=client_id).filter(pk=pk).first()
 
 
-def subscription_get(*, subscription_id: str) -> Subscription | None:
-    """Any subscription by id (for administrators)."""
+def subscriptions_administered(*, reach: Reach) -> QuerySet[Subscription]:
+    """The subscriptions an administrator may see and change: those of its tenant's clients
+    (every one, for a hub operator)."""
+    if reach.everywhere:
+        return Subscription.objects.all()
+    return Subscription.objects.filter(
+        client_id__in=clients_in_reach(reach=reach).values("client_id")
+    )
+
+
+def subscription_get_administered(*, reach: Reach, subscription_id: str) -> Subscription | None:
+    """The subscription if `reach` administers it; None for a foreign or unknown id alike."""
     try:
         pk = uuid.UUID(subscription_id)
     except ValueError:
         return None
-    return Subscription.objects.filter(pk=pk).first()
+    return subscriptions_administered(reach=reach).filter(pk=pk).first()
 
 
 def subscriptions_pushing(*, client_id: str) -> QuerySet[Subscription]:

@@ -18,7 +18,9 @@ from events.channels import RoutingStatement
 from events.models import Event
 from events.selectors import event_types_missing
 from notifyhub import errors
+from notifyhub.selectors import clients_in_reach
 from notifyhub.sql import sql_names
+from notifyhub.tenancy import Reach
 from notifyhub.types import JSONDict
 from subscriptions.messages import notification_page_item, notification_page_item_sql
 from subscriptions.models import Notification, Subscription, SubscriptionEventType
@@ -56,6 +58,7 @@ class ClaimedPage:
 @transaction.atomic
 def subscription_create(
     *,
+    reach: Reach,
     client_id: str,
     event_type_ids: list[str],
     subscribed_by: str,
@@ -64,7 +67,8 @@ def subscription_create(
     retention: timedelta | None = None,
     delivery_policy: str = Subscription.DeliveryPolicy.ONCE,
 ) -> Subscription:
-    """Subscribe a client to event types that all exist in the catalogue.
+    """Subscribe a client within `reach` (a tenant administrator's own clients) to event types
+    that all exist in the catalogue.
 
     With a `notification_url` (http or https) it gets a webhook signing secret, readable on the
     returned object this once.
@@ -83,6 +87,11 @@ def subscription_create(
     if missing:
         raise errors.ValidationFailed(
             f"event_type_ids: unknown event types: {', '.join(missing)}", field="event_type_ids"
+        )
+    if not reach.everywhere and not clients_in_reach(reach=reach).filter(client_id=client_id):
+        # The same answer whether the client exists in another tenant or nowhere.
+        raise errors.ValidationFailed(
+            "client_id: no client of your tenant has this id", field="client_id"
         )
     subscription = Subscription.objects.create(
         client_id=client_id,

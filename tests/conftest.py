@@ -31,6 +31,9 @@ ADMIN = settings.SCOPE_ADMINISTRATOR
 CONSUMER = settings.SCOPE_CONSUMER
 PUBLISH = settings.SCOPE_PUBLISH
 DEVICES = settings.SCOPE_DEVICES
+# Every persona belongs to Acme unless a test says otherwise; Globex is the other company.
+TENANT = "acme-co"
+OTHER_TENANT = "globex"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -106,11 +109,20 @@ def issue_token(
 
 @pytest.fixture
 def make_persona(db):
-    def make(name: str, scopes: list[str], *, username: str | None = None) -> Persona:
+    def make(
+        name: str,
+        scopes: list[str],
+        *,
+        username: str | None = None,
+        tenant: str | None = TENANT,
+        hub_operator: bool = False,
+    ) -> Persona:
         user = None
         if username:
             user = get_user_model().objects.create_user(username=username, password="pw-" + name)
-        created = client_create(name=name, scopes=scopes)
+        created = client_create(
+            name=name, scopes=scopes, tenant_id=tenant, hub_operator=hub_operator
+        )
         if user is not None:
             created.application.user = user
             created.application.save(update_fields=["user"])
@@ -144,7 +156,7 @@ def producer(make_persona) -> Persona:
 def member(make_persona) -> Persona:
     """Maria: a user of account `acme`, with a token acting for her."""
     persona = make_persona("maria-app", [CONSUMER, DEVICES], username="maria")
-    account = Account.objects.create(id="acme", name="Acme")
+    account = Account.objects.create(id="acme", name="Acme", tenant_id=TENANT)
     AccountMember.objects.create(account=account, user=persona.user)
     return persona
 
@@ -153,6 +165,24 @@ def member(make_persona) -> Persona:
 def outsider(make_persona) -> Persona:
     """Oscar: a user with the same scopes as Maria but no account."""
     return make_persona("oscar-app", [CONSUMER, DEVICES], username="oscar")
+
+
+@pytest.fixture
+def bob(make_persona) -> Persona:
+    """Bob: administrator of another tenant (Globex), who must reach nothing of Acme's."""
+    return make_persona("bob-admin", [ADMIN, CONSUMER, DEVICES], tenant=OTHER_TENANT)
+
+
+@pytest.fixture
+def globex_producer(make_persona) -> Persona:
+    """A producer of Globex, who may address none of Acme's accounts or users."""
+    return make_persona("globex-producer", [PUBLISH], tenant=OTHER_TENANT)
+
+
+@pytest.fixture
+def hub_operator(make_persona) -> Persona:
+    """The hub operator's own client: acts for every tenant, by an explicit grant."""
+    return make_persona("hub-operator", [ADMIN, CONSUMER, DEVICES, PUBLISH], hub_operator=True)
 
 
 @pytest.fixture

@@ -379,8 +379,8 @@ class PushNotificationSubscriptionApi(APIView):
         for name in ("account_id", "app_name", "device_id"):
             if not PATH_ID.match(kwargs[name]):
                 raise DeviceNotFound(kwargs[name])
-        if request.auth.has_scope(settings.SCOPE_ADMINISTRATOR):
-            return
+        # No administrator bypass: a tenant's administrator registers devices only in accounts
+        # it belongs to, like any member; only a hub operator acts in every account.
         if not account_may_act(token=request.auth, account_id=kwargs["account_id"]):
             raise errors.Forbidden("The token may not act for this account.")
 

@@ -364,6 +364,7 @@ class EventIngestApi(APIView):
             raise IngestRefused("Idempotency-Key: at most 255 characters", field="Idempotency-Key")
         result = event_ingest(
             producer=producer_of(request.auth),
+            reach=request.auth.reach,
             type_id=event.type,
             payload=event.payload,
             idempotency_key=idempotency_key,

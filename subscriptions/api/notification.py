@@ -15,7 +15,7 @@ from notifyhub import errors
 from notifyhub.models import identifier_validator
 from subscriptions.models import Subscription
 from subscriptions.selectors import (
-    subscription_get,
+    subscription_get_administered,
     subscription_get_visible,
     subscription_remaining,
 )
@@ -196,6 +196,7 @@ class SubscriptionCreateApi(APIView):
         data = body.validated_data
         retention_hours = data.get("retention_hours")
         subscription = subscription_create(
+            reach=request.auth.reach,
             client_id=data["client_id"],
             event_type_ids=data["event_type_ids"],
             subscribed_by=request.auth.client_id,
@@ -205,7 +206,9 @@ class SubscriptionCreateApi(APIView):
             delivery_policy=data.get("delivery_policy") or Subscription.DeliveryPolicy.ONCE,
         )
         secret = subscription.webhook_secret
-        subscription = subscription_get(subscription_id=str(subscription.id))
+        subscription = subscription_get_visible(
+            client_id=subscription.client_id, subscription_id=str(subscription.id)
+        )
         body = subscription_output(subscription)
         if secret:
             body["webhook_secret"] = secret
@@ -248,7 +251,9 @@ class SubscriptionDetailApi(APIView):
         responses={204: None},
     )
     def delete(self, request: Request, subscription_id: str) -> Response:
-        subscription = subscription_get(subscription_id=subscription_id)
+        subscription = subscription_get_administered(
+            reach=request.auth.reach, subscription_id=subscription_id
+        )
         if subscription is None:
             raise errors.NotFound("No such subscription.")
         subscription_delete(subscription=subscription)
@@ -301,6 +306,16 @@ class NotificationPageApi(APIView):
         return notification_page_response(page)
 
 
+class WebhookSecretRotateInput(serializers.Serializer):
+    previous_secret_grace_seconds = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=int(settings.NOTIFYHUB_WEBHOOK_SECRET_GRACE.total_seconds()),
+        help_text="How long the previous secret keeps signing (NOTIFYHUB_WEBHOOK_SECRET_GRACE "
+        "by default); 0 ends it at once, for a secret that leaked.",
+    )
+
+
 class WebhookSecretRotateApi(APIView):
     """A new webhook signing secret; the previous one keeps signing for the grace period."""
 
@@ -309,19 +324,27 @@ class WebhookSecretRotateApi(APIView):
 
     @extend_schema(
         operation_id="subscriptions_webhook_secret_rotate",
-        request=None,
+        summary="Rotate a subscription's webhook signing secret",
+        request=WebhookSecretRotateInput,
         responses={
             200: WebhookSecretRotateOutput,
             400: OpenApiResponse(description="The subscription has no notification_url."),
         },
     )
     def post(self, request: Request, subscription_id: str) -> Response:
-        subscription = subscription_get(subscription_id=subscription_id)
+        subscription = subscription_get_administered(
+            reach=request.auth.reach, subscription_id=subscription_id
+        )
         if subscription is None:
             raise errors.NotFound("No such subscription.")
+        body = WebhookSecretRotateInput(data=request.data if request.data else {})
+        body.is_valid(raise_exception=True)
         if not subscription.notification_url:
             raise errors.ValidationFailed("This subscription has no notification_url.")
-        secret = subscription_rotate_webhook_secret(subscription=subscription)
+        grace = body.validated_data.get("previous_secret_grace_seconds")
+        secret = subscription_rotate_webhook_secret(
+            subscription=subscription, grace=None if grace is None else timedelta(seconds=grace)
+        )
         return Response(
             WebhookSecretRotateOutput(
                 {

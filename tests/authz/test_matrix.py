@@ -22,6 +22,7 @@ from devices.api.kazoo import KAZOO_MESSAGES
 from devices.models import Device
 from events.models import EventType
 from events.services import event_ingest
+from notifyhub.tenancy import HUB
 from subscriptions.services import subscription_create
 from tests.conftest import issue_token
 
@@ -130,12 +131,13 @@ def world(consumer, charlie, member, outsider):
     account `acme`, by which the matrix is judged."""
     type_id = EventType.objects.order_by("id").values_list("id", flat=True).first()
     subscription = subscription_create(
+        reach=HUB,
         client_id=consumer.client_id,
         event_type_ids=[type_id],
         subscribed_by="alice",
         notification_url="http://127.0.0.1:9/hook",
     )
-    event_ingest(producer="test", type_id=type_id, payload={}, idempotency_key=None)
+    event_ingest(producer="test", reach=HUB, type_id=type_id, payload={}, idempotency_key=None)
     created = with_token(APIClient(), KAZOO["token_header"], member.token).put(
         DEVICE.format(account="acme"), {"data": DEVICE_DOCUMENT}, format="json"
     )

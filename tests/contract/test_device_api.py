@@ -194,9 +194,9 @@ def test_fetching_an_unknown_device_is_kazoos_bad_identifier(member):
     ],
     ids=["get", "post", "delete", "unknown-account", "invalid-id", "unknown-path"],
 )
-def test_every_404_says_bad_identifier_and_names_its_cause(administrator, method, path, cause):
+def test_every_404_says_bad_identifier_and_names_its_cause(hub_operator, method, path, cause):
     body = BODY if method in ("PUT", "POST") else None
-    response = assert_error(curl(method, path, token=administrator.token, body=body), 404)
+    response = assert_error(curl(method, path, token=hub_operator.token, body=body), 404)
     assert response["message"] == "bad_identifier"
     assert response["data"] == {"message": "bad identifier", "cause": cause}
     assert not Device.objects.exists()

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from events.services import event_ingest
 from notifyhub.redis import redis_client, redis_key
+from notifyhub.tenancy import HUB
 from subscriptions.models import Delivery, Notification
 from subscriptions.services import subscription_create
 from tests.subscriptions.factories import push_subscription
@@ -43,13 +44,15 @@ def client_headers(token: str, accept: str) -> dict[str, str]:
 
 def ingest(type_id: str, **payload: object) -> str:
     return event_ingest(
-        producer="key:contract", type_id=type_id, payload=payload, idempotency_key=None
+        producer="key:contract", reach=HUB, type_id=type_id, payload=payload, idempotency_key=None
     ).event_id
 
 
 @pytest.mark.parametrize("accept", [DOCUMENTED_ACCEPT, CLIENT_ACCEPT])
 def test_pull_notification_answers_the_vendor_type_the_client_asks_for(daphne, consumer, accept):
-    subscription_create(client_id=consumer.client_id, event_type_ids=["chat"], subscribed_by="a")
+    subscription_create(
+        reach=HUB, client_id=consumer.client_id, event_type_ids=["chat"], subscribed_by="a"
+    )
     first = ingest("chat", order_id="H1234567890")
     second = ingest("chat", order_id="H1234567891")
     headers = client_headers(consumer.token, accept)
@@ -84,7 +87,9 @@ def test_pull_notification_errors_are_vnd_error_documents_with_the_platform_code
 
 
 def test_plain_json_and_any_type_are_answered_as_json(daphne, consumer):
-    subscription_create(client_id=consumer.client_id, event_type_ids=["chat"], subscribed_by="a")
+    subscription_create(
+        reach=HUB, client_id=consumer.client_id, event_type_ids=["chat"], subscribed_by="a"
+    )
     ingest("chat", n=1)
     ingest("chat", n=2)
 
@@ -101,7 +106,9 @@ def test_plain_json_and_any_type_are_answered_as_json(daphne, consumer):
 
 def test_a_notification_is_pullable_for_72_hours_and_expires_at_says_so(daphne, consumer):
     """The contract: not pulled in 72 hours, expired and deleted; until then, there."""
-    subscription_create(client_id=consumer.client_id, event_type_ids=["chat"], subscribed_by="a")
+    subscription_create(
+        reach=HUB, client_id=consumer.client_id, event_type_ids=["chat"], subscribed_by="a"
+    )
     kept = ingest("chat", n=1)
     gone = ingest("chat", n=2)
     Notification.objects.filter(event_id=kept).update(
@@ -120,7 +127,9 @@ def test_a_notification_is_pullable_for_72_hours_and_expires_at_says_so(daphne, 
 
 def test_an_event_two_subscriptions_match_is_pulled_once(daphne, consumer):
     for types in (["chat"], ["chat", "ticket"]):
-        subscription_create(client_id=consumer.client_id, event_type_ids=types, subscribed_by="a")
+        subscription_create(
+            reach=HUB, client_id=consumer.client_id, event_type_ids=types, subscribed_by="a"
+        )
     event_id = ingest("chat", n=1)
     headers = client_headers(consumer.token, DOCUMENTED_ACCEPT)
 
@@ -157,7 +166,9 @@ def test_release_notifications_as_the_client_sends_it(daphne, consumer):
 
 def test_release_by_a_client_the_hub_does_not_push_to_is_refused(daphne, consumer):
     """The contract: usable only if the hub pushes events to the client's endpoint."""
-    subscription_create(client_id=consumer.client_id, event_type_ids=["chat"], subscribed_by="a")
+    subscription_create(
+        reach=HUB, client_id=consumer.client_id, event_type_ids=["chat"], subscribed_by="a"
+    )
     headers = {
         **client_headers(consumer.token, VENDOR_ERROR),
         "Content-Type": "application/json",

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from events.services import event_ingest
+from notifyhub.tenancy import HUB
 from subscriptions.models import Subscription
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -62,6 +63,7 @@ def test_the_typical_flow_of_the_contract(daphne, administrator, consumer):
         for order_id in ("H1234567890", "H1234567891"):
             event_ingest(
                 producer="key:contract",
+                reach=HUB,
                 type_id="order.accepted",
                 payload={"order_id": order_id},
                 idempotency_key=None,

@@ -16,6 +16,7 @@ from devices.services import (
 )
 from events.services import event_ingest
 from notifyhub.models import Account
+from notifyhub.tenancy import HUB
 from tests.devices.conftest import device_callbacks
 from tests.push_fakes import Answer, fcm_error
 
@@ -61,7 +62,11 @@ def phones(db) -> None:
 
 def ingest(type_id: str, **payload) -> str:
     result = event_ingest(
-        producer="test", type_id=type_id, payload=payload, idempotency_key=uuid.uuid4().hex
+        producer="test",
+        reach=HUB,
+        type_id=type_id,
+        payload=payload,
+        idempotency_key=uuid.uuid4().hex,
     )
     return result.event_id
 

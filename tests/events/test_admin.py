@@ -1,9 +1,12 @@
 """The operator console for events: catalogue, API keys (shown once, revocable), events."""
 
+import re
+
 import pytest
 
 from events.models import ApiKey, EventType
 from events.services import api_key_create, event_ingest
+from notifyhub.tenancy import HUB
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +29,9 @@ def operator(client, django_user_model):
     ],
 )
 def test_event_admin_pages_render(operator, path):
-    event_ingest(producer="key:1", type_id="chat", payload={"a": 1}, idempotency_key=None)
+    event_ingest(
+        producer="key:1", reach=HUB, type_id="chat", payload={"a": 1}, idempotency_key=None
+    )
     assert operator.get(path).status_code == 200
 
 
@@ -38,6 +43,18 @@ def test_adding_a_key_shows_it_once_and_stores_only_its_hash(operator):
     stored = ApiKey.objects.get()
     assert stored.key_hash == ApiKey.hash(raw)
     assert raw not in operator.get(f"/admin/events/apikey/{stored.pk}/change/").content.decode()
+
+
+def test_a_new_key_never_travels_in_a_cookie(operator):
+    added = operator.post(
+        "/admin/events/apikey/add/", {"name": "shop", "tenant": "", "any_account": ""}
+    )
+    assert added.status_code == 302
+    shown = operator.get(added["Location"]).content.decode()
+    raw = re.search(r"nhk_[\w-]{40,}", shown).group()
+    assert ApiKey.objects.get().key_hash == ApiKey.hash(raw)
+    assert raw not in str(added.cookies)
+    assert raw not in operator.get(added["Location"]).content.decode()  # shown once
 
 
 def test_the_revoke_action_revokes_keys(operator):
@@ -70,7 +87,9 @@ def test_an_unacceptable_schema_is_refused_in_the_admin(operator, schema, says):
 
 
 def test_the_index_counts_recent_events(operator):
-    event_ingest(producer="key:1", type_id="chat", payload={"a": 1}, idempotency_key=None)
+    event_ingest(
+        producer="key:1", reach=HUB, type_id="chat", payload={"a": 1}, idempotency_key=None
+    )
     content = operator.get("/admin/").content.decode()
     assert "Events in the last hour" in content
     assert "Queued notifications" in content

@@ -9,6 +9,7 @@ from django.test import Client
 
 from events.models import Event
 from events.services import api_key_create
+from notifyhub.tenancy import HUB
 from subscriptions.models import Notification
 from subscriptions.services import subscription_create
 
@@ -20,7 +21,7 @@ RACERS = 8
 @pytest.mark.parametrize("with_key", [True, False])
 def test_racing_duplicates_store_and_route_one_event(with_key):
     raw_key = api_key_create(name="shop").raw_key
-    subscription_create(client_id="c", event_type_ids=["chat"], subscribed_by="a")
+    subscription_create(reach=HUB, client_id="c", event_type_ids=["chat"], subscribed_by="a")
     body = json.dumps({"event": {"type": "chat", "payload": {"text": "hi"}}})
     headers = {"HTTP_CLIENT_TOKEN": raw_key, "HTTP_API_VERSION": "3.0"}
     if with_key:

@@ -28,6 +28,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from devices.models import DevicePush, PushAttempt
+from notifyhub.tenancy import HUB
 from subscriptions.models import Delivery, DeliveryAttempt
 from subscriptions.services import subscription_create
 from tests import servers
@@ -199,7 +200,9 @@ def test_a_worker_killed_mid_delivery_loses_nothing_and_sends_nothing_twice_at_o
     register(member, "iphone", "ios", IPHONE, "apns")
     register(member, "android", "android", ANDROID, "fcm")
     puller = make_persona("puller", [CONSUMER])
-    subscription_create(client_id=puller.client_id, event_type_ids=[TYPE], subscribed_by="test")
+    subscription_create(
+        reach=HUB, client_id=puller.client_id, event_type_ids=[TYPE], subscribed_by="test"
+    )
     fakes.reset()
     fakes.apns.delay = fakes.fcm.delay = SLOW
 
@@ -213,6 +216,7 @@ def test_a_worker_killed_mid_delivery_loses_nothing_and_sends_nothing_twice_at_o
     try:
         with receiving(Behaviour(delay=SLOW)) as receiver:
             webhook = subscription_create(
+                reach=HUB,
                 client_id=consumer.client_id,
                 event_type_ids=[TYPE],
                 subscribed_by="test",

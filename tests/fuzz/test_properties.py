@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from events.models import Event, EventType
 from events.services import canonical_json, payload_fingerprint
 from notifyhub.models import identifier_validator
+from notifyhub.tenancy import HUB
 from subscriptions.models import Subscription
 from subscriptions.services import subscription_create
 
@@ -159,7 +160,7 @@ def test_random_subscription_bodies_create_or_name_the_field(administrator):
 def test_page_size_is_an_integer_in_range_or_a_size_error(consumer):
     type_id = EventType.objects.values_list("id", flat=True).first()
     subscription = subscription_create(
-        client_id=consumer.client_id, event_type_ids=[type_id], subscribed_by="alice"
+        reach=HUB, client_id=consumer.client_id, event_type_ids=[type_id], subscribed_by="alice"
     )
     client = consumer.api()
     path = f"/notification/v1/subscriptions/{subscription.id}/notifications"

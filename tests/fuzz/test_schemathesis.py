@@ -22,6 +22,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from events.models import EventType
+from notifyhub.tenancy import HUB
 from subscriptions.services import subscription_create
 
 EXAMPLES = int(os.environ.get("NOTIFYHUB_FUZZ_EXAMPLES", "25"))
@@ -89,6 +90,7 @@ def test_every_operation_answers_as_documented(daphne, administrator, producer):
 
     def live_subscription_id() -> str:
         subscription = subscription_create(
+            reach=HUB,
             client_id=administrator.client_id,
             event_type_ids=[type_id],
             subscribed_by=administrator.client_id,

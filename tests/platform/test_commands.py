@@ -22,7 +22,7 @@ def test_createclient_prints_its_credentials_as_json():
     output = json.loads(
         run("createclient", "--name", "billing", "--scopes", "events:publish devices:manage")
     )
-    assert set(output) == {"client_id", "client_secret", "scopes"}
+    assert set(output) == {"client_id", "client_secret", "scopes", "tenant", "hub_operator"}
     assert output["scopes"] == ["events:publish", "devices:manage"]
     application = Application.objects.get(client_id=output["client_id"])
     assert application.authorization_grant_type == Application.GRANT_CLIENT_CREDENTIALS

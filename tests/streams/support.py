@@ -19,6 +19,7 @@ from httpx_sse import ServerSentEvent, connect_sse
 
 from events.models import EventType
 from events.services import event_ingest
+from notifyhub.tenancy import HUB
 from subscriptions.streams import STREAM_KINDS
 
 SUBSCRIBE = "/api/push/subscribe"
@@ -50,7 +51,7 @@ def push_event_types(request: pytest.FixtureRequest) -> None:
 def ingest(type_id: str, **payload: Any) -> str:
     """Ingest one event through the real service (committed: the test is transactional)."""
     return event_ingest(
-        producer="test", type_id=type_id, payload=payload, idempotency_key=None
+        producer="test", reach=HUB, type_id=type_id, payload=payload, idempotency_key=None
     ).event_id
 
 

@@ -2,6 +2,7 @@
 
 from events.models import EventType
 from events.services import event_ingest
+from notifyhub.tenancy import HUB
 from subscriptions.models import Delivery, Subscription
 from subscriptions.services import subscription_create
 
@@ -12,6 +13,7 @@ def push_subscription(
     # Transactional tests flush the seeded catalogue between tests.
     EventType.objects.get_or_create(id=type_id)
     return subscription_create(
+        reach=HUB,
         client_id=client_id,
         event_type_ids=[type_id],
         subscribed_by="alice-admin",
@@ -23,6 +25,7 @@ def push_subscription(
 def ingest(*, type_id: str = "newMessage", n: int = 0, **payload: object) -> str:
     return event_ingest(
         producer="test-producer",
+        reach=HUB,
         type_id=type_id,
         payload={"n": n, **payload},
         idempotency_key=None,

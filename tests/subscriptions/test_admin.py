@@ -3,6 +3,7 @@
 import pytest
 
 from events.services import event_ingest
+from notifyhub.tenancy import HUB
 from subscriptions.services import subscription_create
 
 pytestmark = pytest.mark.django_db
@@ -17,10 +18,12 @@ def operator(client, django_user_model):
 @pytest.fixture
 def queued():
     subscription = subscription_create(
-        client_id="acme-sync", event_type_ids=["chat"], subscribed_by="a"
+        reach=HUB, client_id="acme-sync", event_type_ids=["chat"], subscribed_by="a"
     )
     for n in range(3):
-        event_ingest(producer="key:1", type_id="chat", payload={"n": n}, idempotency_key=None)
+        event_ingest(
+            producer="key:1", reach=HUB, type_id="chat", payload={"n": n}, idempotency_key=None
+        )
     return subscription
 
 

@@ -9,6 +9,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from events.models import Event, new_event_id
+from notifyhub.tenancy import HUB
 from subscriptions.models import Notification
 from subscriptions.services import subscription_create
 
@@ -88,7 +89,7 @@ def assert_exactly_once_in_order(received: list[list[str]], expected: list[str])
 
 def test_paged_pullers_receive_every_notification_exactly_once(consumer):
     subscription = subscription_create(
-        client_id=consumer.client_id, event_type_ids=["chat"], subscribed_by="a"
+        reach=HUB, client_id=consumer.client_id, event_type_ids=["chat"], subscribed_by="a"
     )
     expected = fill_queue(subscription)
     url = f"/notification/v1/subscriptions/{subscription.id}/notifications"
@@ -109,7 +110,7 @@ def test_fifo_pullers_receive_every_notification_exactly_once(consumer, subscrip
     expected = fill_queue(
         *(
             subscription_create(
-                client_id=consumer.client_id, event_type_ids=["chat"], subscribed_by="a"
+                reach=HUB, client_id=consumer.client_id, event_type_ids=["chat"], subscribed_by="a"
             )
             for _ in range(subscriptions)
         )

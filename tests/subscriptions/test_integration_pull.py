@@ -3,6 +3,7 @@
 import pytest
 
 from events.services import event_ingest
+from notifyhub.tenancy import HUB
 from subscriptions.models import Notification
 from subscriptions.services import subscription_create
 
@@ -12,13 +13,21 @@ URL = "/api/v3/integration/notifications"
 
 
 def ingest(type_id, **payload):
-    return event_ingest(producer="key:t", type_id=type_id, payload=payload, idempotency_key=None)
+    return event_ingest(
+        producer="key:t", reach=HUB, type_id=type_id, payload=payload, idempotency_key=None
+    )
 
 
 def test_the_earliest_notification_across_the_callers_subscriptions_comes_first(consumer, charlie):
-    subscription_create(client_id=consumer.client_id, event_type_ids=["ticket"], subscribed_by="a")
-    subscription_create(client_id=consumer.client_id, event_type_ids=["chat"], subscribed_by="a")
-    subscription_create(client_id=charlie.client_id, event_type_ids=["chat"], subscribed_by="a")
+    subscription_create(
+        reach=HUB, client_id=consumer.client_id, event_type_ids=["ticket"], subscribed_by="a"
+    )
+    subscription_create(
+        reach=HUB, client_id=consumer.client_id, event_type_ids=["chat"], subscribed_by="a"
+    )
+    subscription_create(
+        reach=HUB, client_id=charlie.client_id, event_type_ids=["chat"], subscribed_by="a"
+    )
     first = ingest("chat", n=1).event_id
     second = ingest("ticket", n=2).event_id
     api = consumer.api()
@@ -47,7 +56,9 @@ def test_the_fifo_pull_needs_the_consumer_scope(producer, anonymous):
 def test_expired_notifications_are_skipped(consumer):
     from django.utils import timezone
 
-    subscription_create(client_id=consumer.client_id, event_type_ids=["chat"], subscribed_by="a")
+    subscription_create(
+        reach=HUB, client_id=consumer.client_id, event_type_ids=["chat"], subscribed_by="a"
+    )
     ingest("chat", n=1)
     ingest("chat", n=2)
     Notification.objects.filter(event__payload__n=1).update(expires_at=timezone.now())
@@ -56,9 +67,14 @@ def test_expired_notifications_are_skipped(consumer):
 
 def test_an_event_reaches_the_client_once_however_many_subscriptions_match(consumer):
     """The FIFO pull is per client: the event's rows in its other subscriptions go with it."""
-    subscription_create(client_id=consumer.client_id, event_type_ids=["chat"], subscribed_by="a")
     subscription_create(
-        client_id=consumer.client_id, event_type_ids=["chat", "ticket"], subscribed_by="a"
+        reach=HUB, client_id=consumer.client_id, event_type_ids=["chat"], subscribed_by="a"
+    )
+    subscription_create(
+        reach=HUB,
+        client_id=consumer.client_id,
+        event_type_ids=["chat", "ticket"],
+        subscribed_by="a",
     )
     first = ingest("chat", n=1).event_id
     second = ingest("ticket", n=2).event_id
@@ -76,7 +92,7 @@ def test_the_fifo_pull_keeps_a_notification_72_hours_past_a_shorter_retention(co
     from django.utils import timezone
 
     subscription = subscription_create(
-        client_id=consumer.client_id, event_type_ids=["chat"], subscribed_by="a"
+        reach=HUB, client_id=consumer.client_id, event_type_ids=["chat"], subscribed_by="a"
     )
     ingest("chat", n=1)
     queued = Notification.objects.get()

@@ -6,6 +6,7 @@ import pytest
 from django.utils import timezone
 
 from events.services import event_ingest
+from notifyhub.tenancy import HUB
 from subscriptions.models import Notification, Subscription
 
 pytestmark = pytest.mark.django_db
@@ -15,7 +16,11 @@ BASE = "/notification/v1/subscriptions"
 
 def ingest(type_id="newMessage", **payload):
     return event_ingest(
-        producer="key:test", type_id=type_id, payload=payload or {"n": 1}, idempotency_key=None
+        producer="key:test",
+        reach=HUB,
+        type_id=type_id,
+        payload=payload or {"n": 1},
+        idempotency_key=None,
     )
 
 

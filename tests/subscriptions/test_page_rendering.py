@@ -11,6 +11,7 @@ from rest_framework.renderers import JSONRenderer
 
 from events.models import Event
 from events.services import event_ingest
+from notifyhub.tenancy import HUB
 from subscriptions.api.notification import NotificationPageOutput
 from subscriptions.models import Notification, Subscription
 from subscriptions.services import _claim_page_portable, subscription_create
@@ -43,7 +44,11 @@ def url(subscription: Subscription) -> str:
 
 def subscribe(consumer, **options) -> Subscription:
     return subscription_create(
-        client_id=consumer.client_id, event_type_ids=["chat"], subscribed_by="alice", **options
+        reach=HUB,
+        client_id=consumer.client_id,
+        event_type_ids=["chat"],
+        subscribed_by="alice",
+        **options,
     )
 
 
@@ -52,7 +57,7 @@ def queue_tricky_notifications() -> list[str]:
     second, with trailing zeros in their microseconds, and with a single microsecond."""
     ids = [
         event_ingest(
-            producer="key:t", type_id="chat", payload=payload, idempotency_key=None
+            producer="key:t", reach=HUB, type_id="chat", payload=payload, idempotency_key=None
         ).event_id
         for payload in PAYLOADS
     ]
@@ -164,7 +169,9 @@ def test_postgresql_renders_an_empty_page_as_the_portable_path_does(consumer):
 def test_without_a_size_the_subscriptions_page_size_applies(consumer):
     subscription = subscribe(consumer, notification_page_size=3)
     ids = [
-        event_ingest(producer="key:t", type_id="chat", payload={"n": n}, idempotency_key=None)
+        event_ingest(
+            producer="key:t", reach=HUB, type_id="chat", payload={"n": n}, idempotency_key=None
+        )
         for n in range(5)
     ]
     api = consumer.api()
@@ -181,7 +188,9 @@ def test_without_a_size_the_subscriptions_page_size_applies(consumer):
 @pytest.mark.parametrize("query", [{}, {"size": "5"}, {"size": "0"}, {"size": "²"}])
 def test_a_foreign_pull_answers_404_and_changes_nothing(consumer, charlie, query):
     subscription = subscribe(consumer)
-    event_ingest(producer="key:t", type_id="chat", payload={"n": 1}, idempotency_key=None)
+    event_ingest(
+        producer="key:t", reach=HUB, type_id="chat", payload={"n": 1}, idempotency_key=None
+    )
 
     response = charlie.api().get(url(subscription), query)
 

@@ -10,6 +10,7 @@ from django.utils import timezone
 from events.channels import channels_all
 from events.models import Event
 from events.services import event_ingest
+from notifyhub.tenancy import HUB
 from subscriptions.models import Delivery, Notification
 from subscriptions.services import notifications_purge_expired, subscription_create
 
@@ -17,7 +18,9 @@ pytestmark = pytest.mark.django_db
 
 
 def ingest(n):
-    return event_ingest(producer="key:t", type_id="chat", payload={"n": n}, idempotency_key=None)
+    return event_ingest(
+        producer="key:t", reach=HUB, type_id="chat", payload={"n": n}, idempotency_key=None
+    )
 
 
 def queries_to_ingest(n):
@@ -33,6 +36,7 @@ def test_the_pull_channel_is_registered():
 def subscribe(index):
     # Every other subscription also pushes, so the webhook outbox has rows to write too.
     subscription_create(
+        reach=HUB,
         client_id=f"c-{index}",
         event_type_ids=["chat"],
         subscribed_by="a",
@@ -56,14 +60,15 @@ def test_ingest_cost_does_not_grow_with_the_number_of_subscriptions():
 
 
 def test_only_subscriptions_to_the_type_get_a_notification():
-    subscription_create(client_id="a", event_type_ids=["chat"], subscribed_by="x")
-    subscription_create(client_id="b", event_type_ids=["ticket"], subscribed_by="x")
+    subscription_create(reach=HUB, client_id="a", event_type_ids=["chat"], subscribed_by="x")
+    subscription_create(reach=HUB, client_id="b", event_type_ids=["ticket"], subscribed_by="x")
     ingest(1)
     assert list(Notification.objects.values_list("subscription__client_id", flat=True)) == ["a"]
 
 
 def test_notifications_and_deliveries_expire_after_their_subscriptions_retention():
     subscription = subscription_create(
+        reach=HUB,
         client_id="a",
         event_type_ids=["chat"],
         subscribed_by="x",
@@ -86,6 +91,7 @@ def test_notifications_and_deliveries_expire_after_their_subscriptions_retention
 def test_rows_live_for_the_longer_of_the_retention_and_the_integration_hold(retention_hours):
     """72 h for the Integration API unless the subscription keeps them longer."""
     subscription = subscription_create(
+        reach=HUB,
         client_id="a",
         event_type_ids=["chat"],
         subscribed_by="x",
@@ -101,7 +107,11 @@ def test_rows_live_for_the_longer_of_the_retention_and_the_integration_hold(rete
 def test_a_client_gets_one_delivery_per_url_however_many_subscriptions_match():
     def subscribe(client_id, url):
         return subscription_create(
-            client_id=client_id, event_type_ids=["chat"], subscribed_by="x", notification_url=url
+            reach=HUB,
+            client_id=client_id,
+            event_type_ids=["chat"],
+            subscribed_by="x",
+            notification_url=url,
         )
 
     subscribe("a", "https://hooks.example/a")
@@ -119,7 +129,7 @@ def test_a_client_gets_one_delivery_per_url_however_many_subscriptions_match():
 
 
 def test_the_purge_deletes_only_expired_rows():
-    subscription_create(client_id="a", event_type_ids=["chat"], subscribed_by="x")
+    subscription_create(reach=HUB, client_id="a", event_type_ids=["chat"], subscribed_by="x")
     for n in range(3):
         ingest(n)
     Notification.objects.filter(event__payload__n__lt=2).update(expires_at=timezone.now())

@@ -1,6 +1,7 @@
 """Creating a push subscription: its signing secret is shown once; only http(s) URLs."""
 
 import pytest
+from django.utils import timezone
 
 from subscriptions.models import Subscription
 
@@ -65,3 +66,34 @@ def test_an_administrator_rotates_the_secret(administrator, consumer):
     stored = Subscription.objects.get()
     assert stored.webhook_secret_previous == created["webhook_secret"]
     assert consumer.api().post(f"{SUBSCRIPTIONS}/{created['id']}/webhook-secret").status_code == 403
+
+
+def test_a_rotation_can_end_the_previous_secret_at_once(administrator, consumer):
+    """A leaked secret need not keep signing for the whole grace period."""
+    created = create(administrator, consumer, notification_url="https://h.example.com/").json()
+
+    response = administrator.api().post(
+        f"{SUBSCRIPTIONS}/{created['id']}/webhook-secret",
+        {"previous_secret_grace_seconds": 0},
+        format="json",
+    )
+
+    assert response.status_code == 200
+    stored = Subscription.objects.get()
+    assert stored.signing_secrets(timezone.now()) == [response.json()["webhook_secret"]]
+
+
+def test_a_grace_beyond_the_setting_is_refused(administrator, consumer):
+    created = create(administrator, consumer, notification_url="https://h.example.com/").json()
+
+    response = administrator.api().post(
+        f"{SUBSCRIPTIONS}/{created['id']}/webhook-secret",
+        {"previous_secret_grace_seconds": 10**9},
+        format="json",
+    )
+
+    assert (response.status_code, response.json()["field"]) == (
+        400,
+        "previous_secret_grace_seconds",
+    )
+    assert Subscription.objects.get().webhook_secret == created["webhook_secret"]

@@ -14,11 +14,15 @@ class Command(BaseCommand):
         who = parser.add_mutually_exclusive_group(required=True)
         who.add_argument("--user", help="Username of the member.")
         who.add_argument("--client", help="OAuth client id of the member.")
+        parser.add_argument("--tenant", help="The tenant a new account belongs to.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             member = account_member_add(
-                account_id=options["account"], username=options["user"], client_id=options["client"]
+                account_id=options["account"],
+                username=options["user"],
+                client_id=options["client"],
+                tenant_id=options["tenant"],
             )
         except errors.HubError as exc:
             raise CommandError(exc.description) from exc

@@ -18,6 +18,12 @@ class Command(BaseCommand):
             "--user", help="Owner, and the user a client-credentials token acts as."
         )
         parser.add_argument("--redirect-uri", default="", help="For the authorization-code grant.")
+        parser.add_argument("--tenant", help="The tenant (company) the client belongs to.")
+        parser.add_argument(
+            "--hub-operator",
+            action="store_true",
+            help="Act for every tenant (only for the operator's own clients).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -27,6 +33,8 @@ class Command(BaseCommand):
                 grant=options["grant"],
                 username=options["user"],
                 redirect_uris=options["redirect_uri"],
+                tenant_id=options["tenant"],
+                hub_operator=options["hub_operator"],
             )
         except errors.HubError as exc:
             raise CommandError(exc.description) from exc
@@ -36,6 +44,8 @@ class Command(BaseCommand):
                     "client_id": created.application.client_id,
                     "client_secret": created.client_secret,
                     "scopes": created.application.allowed_scope_list(),
+                    "tenant": created.application.tenant_id,
+                    "hub_operator": created.application.hub_operator,
                 }
             )
         )
