@@ -330,6 +330,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # The Push API's stream is an async Django view, not a DRF one: this adds its operation.
+    "PREPROCESSING_HOOKS": ["subscriptions.api.push.push_subscribe_schema_endpoint"],
 }
 
 # --- Events, subscriptions and retention ---
