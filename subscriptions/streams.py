@@ -50,7 +50,7 @@ HEARTBEATS_MISSED = 3
 
 # A ULID in Crockford base32; the first character is at most 7 (48-bit time). Only an id of
 # this form can name an event: any other Last-Event-ID is a position the hub does not know.
-EVENT_ID_RE = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$")
+EVENT_ID_RE = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{25}")
 
 
 def bus_channel() -> str:
@@ -60,7 +60,7 @@ def bus_channel() -> str:
 
 def event_id_well_formed(value: str) -> bool:
     """Whether `value` has the form of an event id (a ULID, in upper case)."""
-    return EVENT_ID_RE.match(value) is not None
+    return EVENT_ID_RE.fullmatch(value) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -554,8 +554,9 @@ def session_logout(sender: type, request: Any, user: Any, **kwargs: Any) -> None
 # token or logging the session out deletes its tickets at once: each credential keeps the set of
 # its tickets, and each redemption checks in the database that the credential still stands.
 
-# token_urlsafe(32) is 43 characters: anything much longer is not a ticket, and is not sent on.
-TICKET_MAX_LENGTH = 64
+# What token_urlsafe(32) makes (43 characters of URL-safe base64), with room to spare: anything
+# else is no ticket, and is refused without a Redis round trip.
+TICKET_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 # Atomic, so two connections racing to be a ticket's first cannot both bind it.
 # KEYS[1]: the ticket's hash. ARGV[1]: the clientId ("": only tell whether the ticket stands).
@@ -632,7 +633,7 @@ def stream_ticket_redeem(*, ticket: str, client_id: str | None) -> StreamPrincip
     """The principal a ticket opens a stream as, binding the ticket to `client_id` if this is
     its first use; None if it is unknown, expired, revoked or bound to another clientId. With
     `client_id` None (a request refused for its parameters anyway) nothing is bound."""
-    if not ticket or len(ticket) > TICKET_MAX_LENGTH:
+    if not TICKET_RE.fullmatch(ticket):
         return None
     client = redis_client()
     raw = client.eval(_REDEEM_LUA, 1, _ticket_key(ticket), client_id or "")
