@@ -577,7 +577,8 @@ end
 return false
 """
 
-# Atomic, so a ticket made while its credential is revoked is either deleted or never listed.
+# Atomic, so no ticket is listed but left undeleted. One made after the revocation read the set
+# is refused at redemption, by the database check of its credential.
 # KEYS[1]: the credential's set of tickets. ARGV[1]: the prefix of a ticket's key.
 _REVOKE_LUA = """
 local tickets = redis.call('SMEMBERS', KEYS[1])
@@ -601,6 +602,8 @@ def _credential_tickets_key(*, token_id: int | None, session_key: str | None) ->
 
 @dataclass(frozen=True, slots=True)
 class StreamTicketIssued:
+    """A ticket just made, as POST /api/push/tickets answers it."""
+
     ticket: str
     # Seconds left to use it for the first time.
     expires_in: int
