@@ -334,6 +334,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # The Push API's stream is an async Django view, not a DRF one: this adds its operation.
+    "PREPROCESSING_HOOKS": ["subscriptions.api.push.push_subscribe_schema_endpoint"],
 }
 
 # --- Events, subscriptions and retention ---
@@ -365,7 +367,8 @@ NOTIFYHUB_STREAM_SESSION_RETENTION = env_seconds("NOTIFYHUB_STREAM_SESSION_RETEN
 NOTIFYHUB_STREAM_KEEPALIVE = env_float("NOTIFYHUB_STREAM_KEEPALIVE", 15.0, minimum=0.05)
 # The `retry:` hint sent to clients: milliseconds before an EventSource reconnects.
 NOTIFYHUB_STREAM_RETRY_MS = env_int("NOTIFYHUB_STREAM_RETRY_MS", 2000, minimum=0)
-# Lifetime of a single-use `?ticket=` from POST /api/push/tickets.
+# How long a `?ticket=` from POST /api/push/tickets may wait for its first use (it then lives as
+# long as the token or browser session it came from, bound to that clientId).
 NOTIFYHUB_STREAM_TICKET_TTL = env_int("NOTIFYHUB_STREAM_TICKET_TTL", 60, minimum=1)
 # Paths served without a thread of their own per request (see notifyhub/asgi.py).
 NOTIFYHUB_STREAM_PATHS = ("/api/push/subscribe", "/admin/subscriptions/streamsession/live/feed")

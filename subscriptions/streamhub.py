@@ -23,10 +23,12 @@ from django.db import connections
 from notifyhub.redis import redis_client
 from subscriptions.streams import (
     EventRoute,
+    StreamEvent,
     StreamFilter,
+    admin_feed_frame,
     bus_channel,
-    event_frame,
     member_account_ids,
+    stream_event_frame,
     stream_sessions_heartbeat,
 )
 
@@ -261,19 +263,17 @@ class StreamHub:
         try:
             kind = message.get("t")
             if kind == "event":
-                data = message["event"]
+                event: StreamEvent = message["event"]
                 targets = self._targets(EventRoute(**message["route"]))
                 # Encoded once per process, to bytes, not once per stream: fan-out to a thousand
                 # streams then costs a thousand queue puts and socket writes, not a thousand
                 # dumps() and encode()s.
                 if targets:
-                    frame = event_frame(data["type"], data, data["id"]).encode()
-                    item = ("event", (data["id"], frame))
+                    item = ("event", (event["id"], stream_event_frame(event).encode()))
                     for connection in targets:
                         connection.offer(item)
                 if self._feeds:
-                    frame = event_frame("message", data, data["id"]).encode()
-                    item = ("event", (data["id"], frame))
+                    item = ("event", (event["id"], admin_feed_frame(event).encode()))
                     for feed in self._feeds:
                         feed.offer(item)
             elif kind == "takeover":

@@ -12,22 +12,28 @@ delivery immediate; the event log makes a reconnect lossless.
 
 import json
 import logging
+import re
 import secrets
+import time
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from importlib import import_module
+from typing import Any, TypedDict
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.sessions.backends.base import SessionBase
 from django.db import transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from django_eventstream.utils import sse_encode_event
+from oauth2_provider.models import get_access_token_model
 
 from events.models import Event
 from notifyhub.auth import TokenInfo
+from notifyhub.formats import iso_utc
 from notifyhub.models import AccountMember
 from notifyhub.redis import redis_client, redis_key, redis_publish
 from notifyhub.types import JSONDict
@@ -42,13 +48,19 @@ REPLAY_PAGE_SIZE = 200
 HEARTBEATS_MISSED = 3
 
 
+# A ULID in Crockford base32; the first character is at most 7 (48-bit time). Only an id of
+# this form can name an event: any other Last-Event-ID is a position the hub does not know.
+EVENT_ID_RE = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{25}")
+
+
 def bus_channel() -> str:
     """The Redis pub/sub channel of this deployment's streams (prefixed: never shared)."""
     return redis_key("streams", "bus")
 
 
-def ticket_key(ticket: str) -> str:
-    return redis_key("streams", "ticket", ticket)
+def event_id_well_formed(value: str) -> bool:
+    """Whether `value` has the form of an event id (a ULID, in upper case)."""
+    return EVENT_ID_RE.fullmatch(value) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,15 +279,15 @@ def stream_session_open(
     else:
         # An id is resumable while the session is within its window and the event is one the
         # replay still reads (created within the window); any other is a lost position, and so
-        # is every id sent to a session the hub no longer has (forgotten past its window).
-        reset = (
-            expired
-            or new
-            or not (
-                last_event_id == session.last_sent_event_id
-                or Event.objects.filter(id=last_event_id, created_at__gte=cutoff).exists()
-            )
+        # is every id sent to a session the hub no longer has (forgotten past its window). An id
+        # not of an event's form (a number, another server's id, garbage) names no event: it is
+        # a lost position too, checked first so that it never reaches the database.
+        known = event_id_well_formed(last_event_id) and (
+            last_event_id == session.last_sent_event_id
+            or Event.objects.filter(id=last_event_id, created_at__gte=cutoff).exists()
         )
+        reset = expired or new or not known
+        # Used only when not reset, so only a known id is ever stored as the position.
         replay_after = last_event_id
     oldest = ""
     if reset and not expired:
@@ -309,20 +321,41 @@ def stream_session_open(
     )
 
 
-def event_frame_data(event: Event) -> JSONDict:
-    """The `data:` of an event's frame: its payload plus its id, type and creation time."""
+class StreamEvent(TypedDict):
+    """An event as the stream bus carries it and the replay reads it: the producer's payload,
+    untouched, beside the hub's metadata (which a Push API frame puts in its `id:` and `event:`
+    fields, never in its `data:`)."""
+
+    id: str
+    type: str
+    created_at: str  # notifyhub.formats.iso_utc
+    payload: JSONDict
+
+
+def stream_event_of(event: Event) -> StreamEvent:
     return {
-        **event.payload,
         "id": event.id,
         "type": event.type_id,
-        "created_at": event.created_at.isoformat(),
+        "created_at": iso_utc(event.created_at),
+        "payload": event.payload,
     }
 
 
-def event_frame(kind: str, data: JSONDict, event_id: str | None = None) -> str:
+def event_frame(kind: str, data: Any, event_id: str | None = None) -> str:
     """One server-sent event frame (django-eventstream's encoder: it strips CR/LF from the
     event name and id and splits multi-line data)."""
     return sse_encode_event(kind, data, event_id=event_id, json_encode=True)
+
+
+def stream_event_frame(event: StreamEvent) -> str:
+    """A Push API frame: `id:` the event's id, `event:` its kind, `data:` the producer's
+    payload exactly as posted (its own `id`, `type` or `created_at` members included)."""
+    return event_frame(event["type"], event["payload"], event["id"])
+
+
+def admin_feed_frame(event: StreamEvent) -> str:
+    """The admin's live page frame: unnamed (`message`), every event with its metadata."""
+    return event_frame("message", event, event["id"])
 
 
 def stream_session_events(
@@ -355,14 +388,14 @@ def stream_session_events(
 
 def stream_replay_page(
     *, session_id: int, after: str, limit: int = REPLAY_PAGE_SIZE
-) -> list[JSONDict]:
+) -> list[StreamEvent]:
     """The session's events after `after` still within the reconnect window, oldest first."""
     session = StreamSession.objects.filter(pk=session_id).first()
     if session is None:
         return []
     since = timezone.now() - settings.NOTIFYHUB_STREAM_RECONNECT_WINDOW
     events = stream_session_events(session, after=after, since=since)[:limit]
-    return [event_frame_data(event) for event in events]
+    return [stream_event_of(event) for event in events]
 
 
 def stream_session_close(
@@ -466,7 +499,7 @@ class StreamChannel:
         message = {
             "t": "event",
             "route": event_route_of(event).to_message(),
-            "event": event_frame_data(event),
+            "event": stream_event_of(event),
         }
         transaction.on_commit(lambda: bus_publish(message), robust=True)
 
@@ -480,9 +513,15 @@ def stream_logout_publish(*, token_id: int | None = None, session_key: str | Non
 
 
 def revoked_token_logout(sender: type, instance: Any, **kwargs: Any) -> None:
-    """post_delete receiver for AccessToken: DOT revokes by deleting, so its streams end."""
+    """post_delete receiver for AccessToken: DOT revokes by deleting, so its tickets and streams
+    end."""
     token_id = instance.pk
-    transaction.on_commit(lambda: stream_logout_publish(token_id=token_id), robust=True)
+
+    def end() -> None:
+        stream_tickets_revoke(token_id=token_id)
+        stream_logout_publish(token_id=token_id)
+
+    transaction.on_commit(end, robust=True)
 
 
 def account_membership_changed(sender: type, instance: AccountMember, **kwargs: Any) -> None:
@@ -498,26 +537,141 @@ def account_membership_changed(sender: type, instance: AccountMember, **kwargs: 
 
 
 def session_logout(sender: type, request: Any, user: Any, **kwargs: Any) -> None:
-    """user_logged_out receiver: the browser session's streams end with it."""
+    """user_logged_out receiver: the browser session's tickets and streams end with it."""
     session_key = getattr(getattr(request, "session", None), "session_key", None)
     if session_key:
+        stream_tickets_revoke(session_key=session_key)
         stream_logout_publish(session_key=session_key)
 
 
-# --- Tickets: a short-lived, single-use credential for a browser's EventSource URL ---
+# --- Tickets: what a browser's EventSource URL carries instead of a bearer token ---
+#
+# A ticket names its principal and never outlives the credential it was made from (the token's
+# expiry, the browser session's). Unused, it lives at most NOTIFYHUB_STREAM_TICKET_TTL; its first
+# subscribe binds it to that request's clientId, and from then on it opens that one session's
+# stream, as often as the browser reconnects (EventSource reuses its URL, so a single-use ticket
+# would end the stream at the first restart), and refuses every other clientId. Revoking the
+# token or logging the session out deletes its tickets at once: each credential keeps the set of
+# its tickets, and each redemption checks in the database that the credential still stands.
+
+# What token_urlsafe(32) makes (43 characters of URL-safe base64), with room to spare: anything
+# else is no ticket, and is refused without a Redis round trip.
+TICKET_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+# Atomic, so two connections racing to be a ticket's first cannot both bind it.
+# KEYS[1]: the ticket's hash. ARGV[1]: the clientId ("": only tell whether the ticket stands).
+_REDEEM_LUA = """
+local principal = redis.call('HGET', KEYS[1], 'principal')
+if not principal or ARGV[1] == '' then
+  return principal
+end
+local bound = redis.call('HGET', KEYS[1], 'client_id')
+if not bound then
+  redis.call('HSET', KEYS[1], 'client_id', ARGV[1])
+  redis.call('EXPIREAT', KEYS[1], redis.call('HGET', KEYS[1], 'valid_until'))
+  return principal
+end
+if bound == ARGV[1] then
+  return principal
+end
+return false
+"""
+
+# Atomic, so no ticket is listed but left undeleted. One made after the revocation read the set
+# is refused at redemption, by the database check of its credential.
+# KEYS[1]: the credential's set of tickets. ARGV[1]: the prefix of a ticket's key.
+_REVOKE_LUA = """
+local tickets = redis.call('SMEMBERS', KEYS[1])
+for _, ticket in ipairs(tickets) do
+  redis.call('DEL', ARGV[1] .. ticket)
+end
+redis.call('DEL', KEYS[1])
+return #tickets
+"""
 
 
-def stream_ticket_create(*, principal: StreamPrincipal) -> str:
-    """A ticket that opens one stream as `principal` within NOTIFYHUB_STREAM_TICKET_TTL."""
+def _ticket_key(ticket: str) -> str:
+    return redis_key("streams", "ticket", ticket)
+
+
+def _credential_tickets_key(*, token_id: int | None, session_key: str | None) -> str:
+    if token_id is not None:
+        return redis_key("streams", "tickets", "token", str(token_id))
+    return redis_key("streams", "tickets", "session", session_key or "")
+
+
+@dataclass(frozen=True, slots=True)
+class StreamTicketIssued:
+    """A ticket just made, as POST /api/push/tickets answers it."""
+
+    ticket: str
+    # Seconds left to use it for the first time.
+    expires_in: int
+
+
+def stream_ticket_create(*, principal: StreamPrincipal, valid_until: float) -> StreamTicketIssued:
+    """A ticket that opens `principal`'s stream for the first clientId it is used with, first
+    used within NOTIFYHUB_STREAM_TICKET_TTL, and usable until `valid_until` (a POSIX time: the
+    end of the token or browser session it is made from), never later."""
+    now = time.time()
+    # Whole seconds, rounded down: the ticket may end a little early, never late.
+    end = int(valid_until)
+    first_use_by = min(int(now) + settings.NOTIFYHUB_STREAM_TICKET_TTL, end)
     ticket = secrets.token_urlsafe(32)
-    redis_client().set(
-        ticket_key(ticket), json.dumps(asdict(principal)), ex=settings.NOTIFYHUB_STREAM_TICKET_TTL
+    key = _ticket_key(ticket)
+    credential = _credential_tickets_key(
+        token_id=principal.token_id, session_key=principal.session_key
     )
-    return ticket
+    pipe = redis_client().pipeline()
+    pipe.hset(key, mapping={"principal": json.dumps(asdict(principal)), "valid_until": end})
+    pipe.expireat(key, first_use_by)
+    pipe.sadd(credential, ticket)
+    # Every ticket of a credential ends with it, so its set may end then too.
+    pipe.expireat(credential, end)
+    pipe.execute()
+    return StreamTicketIssued(ticket=ticket, expires_in=max(0, first_use_by - int(now)))
 
 
-def principal_from_ticket(raw: bytes | None) -> StreamPrincipal | None:
-    """The principal stored with a redeemed ticket."""
+def stream_ticket_redeem(*, ticket: str, client_id: str | None) -> StreamPrincipal | None:
+    """The principal a ticket opens a stream as, binding the ticket to `client_id` if this is
+    its first use; None if it is unknown, expired, revoked or bound to another clientId. With
+    `client_id` None (a request refused for its parameters anyway) nothing is bound."""
+    if not TICKET_RE.fullmatch(ticket):
+        return None
+    client = redis_client()
+    raw = client.eval(_REDEEM_LUA, 1, _ticket_key(ticket), client_id or "")
     if not raw:
         return None
     return StreamPrincipal(**json.loads(raw))
+
+
+def stream_tickets_revoke(*, token_id: int | None = None, session_key: str | None = None) -> int:
+    """Delete every ticket made from a token or a browser session; returns how many."""
+    if token_id is None and not session_key:
+        return 0
+    credential = _credential_tickets_key(token_id=token_id, session_key=session_key)
+    try:
+        return int(redis_client().eval(_REVOKE_LUA, 1, credential, _ticket_key("")))
+    except Exception:
+        # Not fatal: every redemption also checks the credential in the database.
+        logger.exception("could not delete the stream tickets of a revoked credential")
+        return 0
+
+
+def stream_principal_active(*, principal: StreamPrincipal) -> bool:
+    """Whether the credential behind a ticket still stands: its token neither revoked nor
+    expired, its browser session not logged out, its user active. Deleting tickets on
+    revocation makes them unusable at once; this makes a revocation whose Redis half failed,
+    or a deactivated user, count too."""
+    users = get_user_model().objects.filter(is_active=True)
+    if principal.user_id is not None and not users.filter(pk=principal.user_id).exists():
+        return False
+    if principal.token_id is not None:
+        tokens = get_access_token_model().objects.filter(
+            pk=principal.token_id, expires__gt=timezone.now()
+        )
+        return tokens.exists()
+    if principal.session_key:
+        store: SessionBase = import_module(settings.SESSION_ENGINE).SessionStore()
+        return bool(store.exists(principal.session_key))
+    return False

@@ -126,8 +126,9 @@ def wait_until(predicate, *, timeout: float, what: str, process: Process | None 
     raise TimeoutError(f"{what} within {timeout}s\n{process.output() if process else ''}")
 
 
-def start_daphne(log_dir: Path, **env: str) -> Process:
-    port = free_port()
+def start_daphne(log_dir: Path, *, port: int | None = None, **env: str) -> Process:
+    """A daphne on `port` (a free one if None: pass a stopped one's to restart it in place)."""
+    port = port or free_port()
     process = _spawn(
         [
             str(BIN / "daphne"),
@@ -138,7 +139,7 @@ def start_daphne(log_dir: Path, **env: str) -> Process:
             "notifyhub.asgi:application",
         ],
         process_env(**env),
-        log_dir / f"daphne-{port}.log",
+        log_dir / f"daphne-{port}-{uuid.uuid4().hex[:6]}.log",
         "daphne",
     )
     process.url = f"http://127.0.0.1:{port}"

@@ -14,7 +14,6 @@ library it uses the SSE framing (`sse_encode_event`) and the same `Last-Event-ID
 
 import asyncio
 import logging
-import re
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
@@ -25,7 +24,10 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.cache import caches
 from django.db import connections
 from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import BasePermission
@@ -35,7 +37,7 @@ from rest_framework.views import APIView
 
 from notifyhub import errors
 from notifyhub.auth import BearerTokenAuthentication, TokenInfo, token_validate
-from notifyhub.redis import redis_client
+from notifyhub.openapi import ErrorOutput, HubAutoSchema
 from subscriptions.streamhub import StreamConnection, hub
 from subscriptions.streams import (
     REPLAY_PAGE_SIZE,
@@ -47,21 +49,20 @@ from subscriptions.streams import (
     member_account_ids,
     principal_for_token,
     principal_for_user,
-    principal_from_ticket,
+    stream_event_frame,
+    stream_principal_active,
     stream_replay_page,
     stream_session_close,
     stream_session_open,
     stream_session_position,
     stream_ticket_create,
-    ticket_key,
+    stream_ticket_redeem,
 )
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# A ULID in Crockford base32; the first character is at most 7 (48-bit time).
-ULID_RE = re.compile(r"^[0-7][0-9A-HJKMNP-TV-Z]{25}$")
 OLDEST_HEADER = "Stream-Oldest-Event-ID"
 KEEP_ALIVE = b": keep-alive\n\n"
 TAKEOVER_WAIT = 2.0
@@ -186,16 +187,15 @@ class StreamParams:
                 "ticketNumber: at most 128 printable characters", field="ticketNumber"
             )
         # The header wins: an EventSource reconnecting sends it, and its URL keeps the
-        # lastEventId it was first opened with.
+        # lastEventId it was first opened with. Any value is accepted: one that names no event
+        # the hub knows (another server's id, a number, garbage) is a lost position, answered
+        # with `reset` on a stream that opens, because an EventSource never retries a refusal.
+        # It is only ever compared with event ids, never stored (see stream_session_open).
         last_event_id = request.headers.get("Last-Event-ID")
-        field = "Last-Event-ID"
         if last_event_id is None:
             last_event_id = _single(query, "lastEventId", "last_event_id")
-            field = "lastEventId"
         if last_event_id is not None:
             last_event_id = last_event_id.strip().upper() or None
-        if last_event_id is not None and not ULID_RE.match(last_event_id):
-            raise errors.Unprocessable(f"{field}: not an event id", field=field)
         self.client_id = client_id
         self.kinds = sorted(set(kinds), key=STREAM_KINDS.index)
         self.account_ids = sorted(set(account_ids))
@@ -218,16 +218,20 @@ def _principal_for_bearer(raw: str) -> StreamPrincipal:
     return principal
 
 
-async def _authenticate(request: HttpRequest) -> StreamPrincipal | str:
-    """The principal of a ticket or browser session, or the raw bearer token to check (in the
-    same database burst as opening the session)."""
+async def _authenticate(request: HttpRequest, client_id: str | None) -> StreamPrincipal | str:
+    """The principal of a ticket (bound to `client_id` on its first use; None: the request is
+    refused for its parameters, so bind nothing) or browser session, or the raw bearer token to
+    check (in the same database burst as opening the session)."""
     ticket = request.GET.get("ticket")
     if ticket:
         # The sync client: bound to no event loop (see StreamHub.publish).
-        raw = await sync_to_async(redis_client().getdel, thread_sensitive=False)(ticket_key(ticket))
-        principal = principal_from_ticket(raw)
+        principal = await sync_to_async(stream_ticket_redeem, thread_sensitive=False)(
+            ticket=ticket, client_id=client_id
+        )
         if principal is None:
-            raise errors.NotAuthenticated("The ticket is unknown, expired or already used.")
+            raise errors.NotAuthenticated(
+                "The ticket is unknown, expired, revoked or bound to another clientId."
+            )
         return principal
     header = request.headers.get("Authorization", "")
     if header:
@@ -246,12 +250,16 @@ async def _authenticate(request: HttpRequest) -> StreamPrincipal | str:
 def _open(
     *,
     who: StreamPrincipal | str,
+    from_ticket: bool,
     params: "StreamParams | None",
     params_error: errors.HubError | None,
 ) -> tuple[StreamPrincipal, StreamOpened, StreamFilter]:
-    """One database burst: authenticate a bearer token, then (401 before 422 before 403)
-    validate, authorize the accounts and open the session."""
+    """One database burst: authenticate a bearer token (or check that a ticket's credential
+    still stands), then (401 before 422 before 403) validate, authorize the accounts and open
+    the session."""
     principal = _principal_for_bearer(who) if isinstance(who, str) else who
+    if from_ticket and not stream_principal_active(principal=principal):
+        raise errors.NotAuthenticated("The ticket's token or session has ended.")
     if params_error is not None or params is None:
         raise params_error or errors.Unprocessable()
     allowed = member_account_ids(user_id=principal.user_id, application_id=principal.application_id)
@@ -372,9 +380,9 @@ async def _session_stream(
             last_sent = await _take_over(connection, opened, last_sent)
         while True:
             page = await db_burst(stream_replay_page, session_id=opened.session_id, after=last_sent)
-            for data in page:
-                last_sent = data["id"]
-                yield _frame(data["type"], data, data["id"])
+            for event in page:
+                last_sent = event["id"]
+                yield stream_event_frame(event).encode()
             if len(page) < REPLAY_PAGE_SIZE:
                 break
         async for frame, event_id in _live(connection, last_sent):
@@ -408,20 +416,28 @@ def _stream_response(body: AsyncIterator[bytes]) -> EventStreamResponse:
     return EventStreamResponse(body)
 
 
+# Exempt so that any other method meets the JSON 405 below, not a CSRF refusal: a POST here
+# changes nothing, and a GET (what opens a stream) is never checked for CSRF.
+@csrf_exempt
 async def push_subscribe(request: HttpRequest) -> HttpResponse:
     """`GET /api/push/subscribe`: validate, authenticate and authorize, then stream."""
     try:
         if request.method != "GET":
             raise errors.MethodNotAllowed("Use GET.")
-        who = await _authenticate(request)
         params: StreamParams | None = None
         params_error: errors.HubError | None = None
         try:
             params = StreamParams(request)
         except errors.HubError as error:
             params_error = error
+        # A 401 still comes before the 422 (the parameters' error waits in `_open`).
+        who = await _authenticate(request, params.client_id if params else None)
         principal, opened, stream_filter = await db_burst(
-            _open, who=who, params=params, params_error=params_error
+            _open,
+            who=who,
+            from_ticket=bool(request.GET.get("ticket")),
+            params=params,
+            params_error=params_error,
         )
     except errors.HubError as error:
         return errors.json_error(error)
@@ -440,6 +456,146 @@ async def push_subscribe(request: HttpRequest) -> HttpResponse:
     if opened.reset:
         response[OLDEST_HEADER] = opened.oldest_event_id
     return response
+
+
+# --- The schema (drf-spectacular sees DRF views only) ---
+
+# The contract's own words (docs: the contract's PushApi), then what notifyhub adds.
+CLIENT_ID_TEXT = (
+    "An id generated by the client. This id is valid for the authenticated used, indicating a "
+    "single session. As event streams can timeout and be reconnected, subsequent subscriptions "
+    "with the same user and client id are considered the same subscription, and missed events "
+    "since the last timeout will be immediately delivered. Missed events are enqueued up to a "
+    "few minutes after the connection timeout. After that window, any enqueued events are "
+    "discarded."
+)
+KINDS_TEXT = (
+    "The event kinds for which the client desires to subscribe Possible values for each array "
+    "element are: * accountStatus: The account status (balance, reserved amount, etc) has "
+    "changed * loggedOut: The current session has been invalidated * newMessage: New message "
+    "on the user's inbox * newNotification: New received notification * ticket: A ticket "
+    "status has changed. Comma-separated (`kinds=a,b`) or repeated (`kinds=a&kinds=b`)."
+)
+ACCOUNT_IDS_TEXT = (
+    "When subscribing to `accountStatus` events, this parameter must be informed to select the "
+    "accounts to be watched for. Each must be an account the caller is a member of (else 403)."
+)
+TICKET_NUMBER_TEXT = (
+    "When subscribing to `ticket` events, this parameter can be used to filter which ticket to "
+    "monitor."
+)
+LAST_EVENT_ID_TEXT = (
+    "The last received event id, in case of reconnections. May also be passed as the standard "
+    "header `Last-Event-ID`. An id the hub does not know (or no longer keeps) opens the stream "
+    "with a `reset` frame first, and it starts at the newest event."
+)
+SUBSCRIBE_DESCRIPTION = """Returns an event stream of server-sent events.
+
+Each event is one frame: `id:` the event's id (a ULID), `event:` its kind, `data:` the payload the
+producer posted, unmodified (JSON). The first frame is `retry:`; `: keep-alive` comments keep an
+idle stream open; `event: reset` (no `id:`) comes first when the client's position is lost
+(response header `Stream-Oldest-Event-ID`); `event: loggedOut` ends the stream when its token
+or browser session ends. A reconnect with the same `clientId` (and `Last-Event-ID`) resumes
+without loss within the reconnect window.
+
+Credentials: `Authorization: Bearer` (scope `notification:consent:consumer`), a browser session
+cookie, or `ticket` (from `POST /api/push/tickets`, for an `EventSource`). Errors come before the
+stream opens, as JSON: 401, then 422, then 403."""
+
+
+class PushSubscribeSchema(HubAutoSchema):
+    """The stream's error answers are its own (401, 403, 405, 422, 503), listed on the
+    operation: it negotiates no media type (no 406) and its parameter errors are 422s."""
+
+    def _error_statuses(self) -> dict[str, str]:
+        return {}
+
+
+class PushSubscribeApi(APIView):
+    """Describes `GET /api/push/subscribe` in the schema. Never routed: the stream is
+    `push_subscribe`, an async view a DRF view cannot be; `push_subscribe_schema_endpoint`
+    lists this class in its place."""
+
+    authentication_classes = [BearerTokenAuthentication, SessionAuthentication]
+    schema = PushSubscribeSchema()
+
+    @extend_schema(
+        operation_id="subscribe_for_push_notifications",
+        tags=["push"],
+        summary="Subscribes for receiving push notifications of specific types",
+        description=SUBSCRIBE_DESCRIPTION,
+        parameters=[
+            OpenApiParameter("clientId", str, required=True, description=CLIENT_ID_TEXT),
+            OpenApiParameter(
+                "kinds",
+                str,
+                required=True,
+                many=True,
+                explode=False,
+                enum=list(STREAM_KINDS),
+                description=KINDS_TEXT,
+            ),
+            OpenApiParameter(
+                "accountIds", str, many=True, explode=False, description=ACCOUNT_IDS_TEXT
+            ),
+            OpenApiParameter("ticketNumber", str, description=TICKET_NUMBER_TEXT),
+            OpenApiParameter("lastEventId", str, description=LAST_EVENT_ID_TEXT),
+            OpenApiParameter(
+                "ticket",
+                str,
+                description="A ticket from `POST /api/push/tickets`, instead of a token or "
+                "session (an `EventSource` cannot send headers).",
+            ),
+            OpenApiParameter(
+                "Last-Event-ID",
+                str,
+                location=OpenApiParameter.HEADER,
+                description="As `lastEventId`, and wins over it (an EventSource sends it when "
+                "it reconnects).",
+            ),
+        ],
+        responses={
+            (200, "text/event-stream"): OpenApiResponse(
+                OpenApiTypes.STR,
+                description="The event stream (`text/event-stream`), open until the client "
+                "leaves, another connection takes its `clientId` over, or its credential ends.",
+                examples=[
+                    OpenApiExample(
+                        "One newMessage event",
+                        value="retry: 2000\n\nevent: newMessage\nid: 01KBR2Y7T3V7J6X8Q9W0E1R2T3\n"
+                        'data: {"id": "msg-42", "type": "sms", "text": "hello"}\n\n',
+                        media_type="text/event-stream",
+                    )
+                ],
+            ),
+            401: OpenApiResponse(
+                ErrorOutput,
+                description="No credential, or an unknown, expired or revoked one; a ticket "
+                "bound to another clientId.",
+            ),
+            403: OpenApiResponse(
+                ErrorOutput,
+                description="The token lacks the consumer scope, or `accountIds` names an "
+                "account the caller may not watch.",
+            ),
+            405: OpenApiResponse(ErrorOutput, description="Not a GET."),
+            422: OpenApiResponse(
+                ErrorOutput, description="A missing or invalid parameter; `field` names it."
+            ),
+            503: OpenApiResponse(ErrorOutput, description="The stream could not be opened."),
+        },
+    )
+    def get(self, request: Request) -> Response:
+        raise errors.MethodNotAllowed("Served by push_subscribe.")
+
+
+def push_subscribe_schema_endpoint(
+    *, endpoints: list[tuple[str, str, str, Any]]
+) -> list[tuple[str, str, str, Any]]:
+    """drf-spectacular's PREPROCESSING_HOOKS seam: its generator lists DRF views only, so the
+    stream's operation is added here, described by PushSubscribeApi."""
+    path = reverse("push-subscribe")
+    return [*endpoints, (path, path.lstrip("/"), "GET", PushSubscribeApi.as_view())]
 
 
 # --- The admin's live page feed (every event, for operators) ---
@@ -475,8 +631,14 @@ async def admin_live_feed(request: HttpRequest) -> HttpResponse:
 
 
 class PushTicketOutput(serializers.Serializer):
-    ticket = serializers.CharField()
-    expires_in = serializers.IntegerField()
+    ticket = serializers.CharField(
+        help_text="Pass as `?ticket=` to `GET /api/push/subscribe`, instead of a token."
+    )
+    expires_in = serializers.IntegerField(
+        help_text="Seconds left to use the ticket for the first time. Its first use binds it to "
+        "that request's clientId; it then opens that clientId's stream again (an EventSource "
+        "reconnecting) until the token or browser session it was made from ends."
+    )
 
 
 class IsConsumerOrSessionUser(BasePermission):
@@ -495,16 +657,41 @@ class IsConsumerOrSessionUser(BasePermission):
 
 
 class PushTicketCreateApi(APIView):
-    """`POST /api/push/tickets`: a single-use ticket to open one stream as the caller."""
+    """`POST /api/push/tickets`: a ticket for a browser's EventSource URL, so that no bearer
+    token ever appears in a URL."""
 
     authentication_classes = [BearerTokenAuthentication, SessionAuthentication]
     permission_classes = [IsConsumerOrSessionUser]
 
     @extend_schema(
         operation_id="push_tickets_create",
+        tags=["push"],
+        summary="Creates a ticket to open a stream from a browser",
+        description=(
+            "A ticket stands in for the caller's credential in the URL of an `EventSource` "
+            "(which cannot send an `Authorization` header): "
+            "`GET /api/push/subscribe?clientId=...&kinds=...&ticket=...`. Use it within "
+            "`expires_in` seconds. Its first use binds it to that request's `clientId`; from "
+            "then on it opens that `clientId`'s stream again, as the browser reconnects with "
+            "the same URL (after a server restart, for instance), and is refused (401) for any "
+            "other `clientId`. It ends with the token or browser session it was made from: "
+            "at its expiry, and at once when the token is revoked or the session logs out."
+        ),
         request=None,
         responses={
-            201: PushTicketOutput,
+            201: OpenApiResponse(
+                PushTicketOutput,
+                description="The ticket.",
+                examples=[
+                    OpenApiExample(
+                        "A ticket",
+                        value={
+                            "ticket": "Jx0b5b3dGvQm6mJ1cXJm2yJQq4f2b8r9oXn1kqzv0Qw",
+                            "expires_in": 60,
+                        },
+                    )
+                ],
+            ),
             401: OpenApiResponse(description="No token or session."),
             403: OpenApiResponse(description="The token lacks the consumer scope."),
         },
@@ -514,14 +701,14 @@ class PushTicketCreateApi(APIView):
             principal = principal_for_token(token=request.auth)
             if principal is None:
                 raise errors.NotAuthenticated("The token's user is inactive.")
+            valid_until = request.auth.expires.timestamp()
         else:
             principal = principal_for_user(
                 user=request.user, session_key=request.session.session_key
             )
-        ticket = stream_ticket_create(principal=principal)
+            valid_until = request.session.get_expiry_date().timestamp()
+        issued = stream_ticket_create(principal=principal, valid_until=valid_until)
         return Response(
-            PushTicketOutput(
-                {"ticket": ticket, "expires_in": settings.NOTIFYHUB_STREAM_TICKET_TTL}
-            ).data,
+            PushTicketOutput({"ticket": issued.ticket, "expires_in": issued.expires_in}).data,
             status=201,
         )

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from django.conf import settings
-from httpx_sse import ServerSentEvent, connect_sse
+from httpx_sse import EventSource, ServerSentEvent, connect_sse
 
 from events.models import EventType
 from events.services import event_ingest
@@ -150,13 +150,19 @@ def open_stream(
     params: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
     cookies: dict[str, str] | None = None,
+    query: str | None = None,
+    headers_as_given: bool = False,
 ) -> Stream:
-    """Open a stream; for a 200 the frames are read in the background."""
+    """Open a stream; for a 200 the frames are read in the background. `query` is a query
+    string sent as it is (a client's own encoding), instead of `params`; `headers_as_given`
+    sends `headers` without the Accept and Cache-Control that httpx-sse sets."""
     all_headers = dict(headers or {})
     if token:
         all_headers["Authorization"] = f"Bearer {token}"
     client = httpx.Client(base_url=base_url, timeout=httpx.Timeout(10, read=None), cookies=cookies)
-    context = connect_sse(client, "GET", SUBSCRIBE, params=params, headers=all_headers)
+    url = f"{SUBSCRIBE}?{query}" if query is not None else SUBSCRIBE
+    connect = _connect_as_given if headers_as_given else connect_sse
+    context = connect(client, "GET", url, params=params, headers=all_headers)
     source = context.__enter__()
     stream = Stream(response=source.response, client=client, context=context)
     if source.response.status_code == 200:
@@ -165,6 +171,14 @@ def open_stream(
     else:
         source.response.read()
     return stream
+
+
+@contextlib.contextmanager
+def _connect_as_given(
+    client: httpx.Client, method: str, url: str, **kwargs: Any
+) -> Iterator[EventSource]:
+    with client.stream(method, url, **kwargs) as response:
+        yield EventSource(response)
 
 
 def data(sse: ServerSentEvent) -> dict[str, Any]:

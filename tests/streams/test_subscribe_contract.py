@@ -73,17 +73,6 @@ def test_an_outsider_may_not_watch_any_account(outsider, member):
 
 
 @pytest.mark.parametrize(
-    "bad",
-    ["test:abc", "abc", "01ARZ3NDEKTSV4RRFFQ69G5FA", "81ARZ3NDEKTSV4RRFFQ69G5FAV", "-1", "error"],
-)
-def test_a_malformed_last_event_id_is_422_in_the_header(consumer, bad):
-    response = consumer.api().get(
-        SUBSCRIBE, {"clientId": "c", "kinds": "newMessage"}, HTTP_LAST_EVENT_ID=bad
-    )
-    assert_error(response, 422, "NOT000013", "Last-Event-ID")
-
-
-@pytest.mark.parametrize(
     ("params", "field"),
     [
         ({"clientId": "c\x00"}, "clientId"),
@@ -95,11 +84,6 @@ def test_a_nul_in_a_stored_parameter_is_422_not_a_server_error(member, params, f
     # Each is stored with the stream's session, and PostgreSQL's text cannot hold NUL.
     response = subscribe(member, **{"clientId": "c", "kinds": "newMessage", **params})
     assert_error(response, 422, "NOT000013", field)
-
-
-def test_a_malformed_last_event_id_is_422_in_the_query(consumer):
-    response = subscribe(consumer, clientId="c", kinds="newMessage", lastEventId="test:abc")
-    assert_error(response, 422, "NOT000013", "lastEventId")
 
 
 def test_an_unknown_ticket_is_401(db):
