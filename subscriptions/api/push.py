@@ -516,12 +516,13 @@ class PushSubscribeApi(APIView):
     `push_subscribe`, an async view a DRF view cannot be; `push_subscribe_schema_endpoint`
     lists this class in its place."""
 
+    openapi_tag = "Push API"
+
     authentication_classes = [BearerTokenAuthentication, SessionAuthentication]
     schema = PushSubscribeSchema()
 
     @extend_schema(
         operation_id="subscribe_for_push_notifications",
-        tags=["push"],
         summary="Subscribes for receiving push notifications of specific types",
         description=SUBSCRIBE_DESCRIPTION,
         parameters=[
@@ -660,12 +661,13 @@ class PushTicketCreateApi(APIView):
     """`POST /api/push/tickets`: a ticket for a browser's EventSource URL, so that no bearer
     token ever appears in a URL."""
 
+    openapi_tag = "Push API"
+
     authentication_classes = [BearerTokenAuthentication, SessionAuthentication]
     permission_classes = [IsConsumerOrSessionUser]
 
     @extend_schema(
         operation_id="push_tickets_create",
-        tags=["push"],
         summary="Creates a ticket to open a stream from a browser",
         description=(
             "A ticket stands in for the caller's credential in the URL of an `EventSource` "

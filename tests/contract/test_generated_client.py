@@ -119,3 +119,39 @@ def test_a_generated_client_subscribes_publishes_pulls_and_releases(
         assert released.status_code == 202
         assert released.parsed.released == 0
         redis_client().delete(redis_key("release", consumer.client_id))
+
+
+def test_a_generated_client_opens_a_stream_and_reads_the_producers_payload(
+    generated, daphne, consumer, producer
+):
+    """The generated operation builds the request (parameter names, array encoding, the
+    Last-Event-ID header); a stream never ends, so the test reads it frame by frame rather than
+    through the generated `sync`, which would wait for the end of the body."""
+    operation = api(generated, "push_api.subscribe_for_push_notifications")
+    kind = model(generated, "SubscribeForPushNotificationsKindsItem")
+    request = operation._get_kwargs(client_id="tab-1", kinds=[kind("newMessage"), kind("ticket")])
+    payload = {"id": "msg-42", "type": "sms", "created_at": "2020-01-01", "user_id": None}
+
+    with generated.AuthenticatedClient(base_url=daphne.url, token=consumer.token) as reader:
+        stream = reader.get_httpx_client().stream(**request, timeout=10)
+        with stream as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/event-stream")
+            lines = response.iter_lines()
+            payload["user_id"] = consumer.client_id
+            published = httpx.post(
+                f"{daphne.url}/v1/notifications",
+                headers={"Authorization": f"Bearer {producer.token}", "Api-Version": "3.0"},
+                json={"event": {"type": "newMessage", "payload": payload}},
+            )
+            assert published.status_code == 200
+            frame = {}
+            for line in lines:
+                if line.startswith(("id:", "event:", "data:")):
+                    name, _, value = line.partition(":")
+                    frame[name] = value.strip()
+                if frame.get("event") == "newMessage" and "data" in frame:
+                    break
+
+    assert frame["id"] == published.json()["id"]
+    assert json.loads(frame["data"]) == payload
