@@ -287,6 +287,7 @@ OAUTH2_PROVIDER = {
         SCOPE_CONSUMER: "Read own subscriptions and notifications, open streams",
         SCOPE_PUBLISH: "Post events",
         SCOPE_DEVICES: "Register devices for accounts the token may act for",
+        "introspection": "Introspect other clients' tokens (RFC 7662; the operator's own)",
     },
     # Per-application allowed scopes: a token never carries a scope its application was not
     # granted, and a request without `scope` gets exactly the application's allowed scopes.

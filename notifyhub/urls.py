@@ -9,9 +9,12 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from oauth2_provider import urls as oauth2_urls
 
 from notifyhub import errors, health
+from notifyhub.introspection import HubIntrospectTokenView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # Before DOT's own URLs: introspection only for clients holding the `introspection` scope.
+    path("o/introspect/", HubIntrospectTokenView.as_view(), name="introspect"),
     path("o/", include(oauth2_urls, namespace="oauth2_provider")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),

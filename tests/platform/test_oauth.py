@@ -132,13 +132,30 @@ def test_expired_token_is_refused(make_persona, client):
     assert response.status_code == 401
 
 
-def test_a_client_can_introspect_a_token_with_its_own_credentials(administrator, client):
+def basic(persona) -> str:
+    return "Basic " + base64.b64encode(f"{persona.client_id}:{persona.secret}".encode()).decode()
+
+
+def test_a_client_holding_the_introspection_scope_introspects_with_its_credentials(
+    make_persona, administrator, client
+):
     """Resource servers introspect with their client credentials (RFC 7662)."""
-    basic = base64.b64encode(f"{administrator.client_id}:{administrator.secret}".encode()).decode()
+    resource_server = make_persona("resource-server", ["introspection"])
     response = client.post(
-        "/o/introspect/", {"token": administrator.token}, HTTP_AUTHORIZATION=f"Basic {basic}"
+        "/o/introspect/", {"token": administrator.token}, HTTP_AUTHORIZATION=basic(resource_server)
     )
     assert response.status_code == 200
     body = response.json()
     assert body["active"] is True
     assert body["client_id"] == administrator.client_id
+
+
+def test_any_other_client_cannot_introspect_a_token(administrator, consumer, client):
+    """DOT lets every authenticated client introspect every token; a partner must not learn
+    another partner's token's scopes, user and expiry."""
+    for caller in (consumer, administrator):
+        response = client.post(
+            "/o/introspect/", {"token": administrator.token}, HTTP_AUTHORIZATION=basic(caller)
+        )
+        assert response.status_code == 403
+        assert response.json()["error"] == "access_denied"
