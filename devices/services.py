@@ -16,12 +16,14 @@ from django.utils import timezone
 
 from devices.models import Device, DevicePush, Preference, PushAttempt, Registration
 from devices.providers import Outcome, ProviderAnswer, PushMessage, push_clients
+from devices.tasks import device_pushes_enqueue
 from events.channels import RoutingStatement
 from events.models import Event
 from events.services import event_ingest
 from notifyhub import errors
 from notifyhub.formats import UNSTORABLE_MESSAGE, unstorable_char
 from notifyhub.models import Account
+from notifyhub.outbox import Retries, backoff_seconds
 from notifyhub.sql import sql_names
 from notifyhub.tenancy import HUB
 
@@ -398,8 +400,7 @@ class SendResult:
     sent: int = 0
     invalid: int = 0
     failed: int = 0
-    retry_ids: list[int] = field(default_factory=list)
-    retry_in: float | None = None
+    retries: Retries = field(default_factory=Retries)
 
 
 @functools.cache
@@ -550,8 +551,14 @@ def _claim(push_ids: list[int]) -> list[DevicePush]:
 
 
 def _backoff(push: DevicePush, answer: ProviderAnswer) -> float:
-    exponential = settings.NOTIFYHUB_PUSH_BACKOFF * 2 ** (push.attempts - 1)
-    return min(max(exponential, answer.retry_after or 0.0), 3600.0)
+    # Not jittered: a provider's throttle is per connection, which all of a worker's pushes share.
+    return backoff_seconds(
+        attempt=push.attempts,
+        base=settings.NOTIFYHUB_PUSH_BACKOFF,
+        cap=3600.0,
+        retry_after=answer.retry_after,
+        jitter=False,
+    )
 
 
 def device_pushes_send(*, push_ids: list[int]) -> SendResult:
@@ -618,13 +625,13 @@ def _settle(pushes: list[DevicePush], answers: dict[int, ProviderAnswer]) -> Sen
             DevicePush.objects.filter(
                 registration_id=registration_id, pk__in=[p.pk for p in pushes]
             ).update(status=DevicePush.Status.INVALID_TOKEN, claimed_until=None)
-    retry_in = min(((push.next_attempt_at - now).total_seconds() for push in retries), default=None)
     return SendResult(
         sent=len(sent),
         invalid=sum(1 for p in pushes if p.registration_id in invalid),
         failed=len(failed),
-        retry_ids=[push.pk for push in retries],
-        retry_in=retry_in,
+        retries=Retries(
+            {push.pk: (push.next_attempt_at - now).total_seconds() for push in retries}
+        ),
     )
 
 
@@ -646,9 +653,6 @@ def device_pushes_due(*, limit: int) -> list[int]:
 @transaction.atomic
 def device_test_push(*, device_ids: list[int]) -> list[int]:
     """Send a `device_test` event to every active token of these devices, whatever they prefer."""
-    # Imported here because the tasks module imports this one.
-    from devices.tasks import device_pushes_enqueue
-
     push_ids: list[int] = []
     for device in Device.objects.filter(pk__in=device_ids):
         result = event_ingest(

@@ -7,7 +7,8 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from events.channels import RoutingStatement
 from events.models import Event
 from subscriptions.services import notifications_routing_statement
-from subscriptions.webhooks import deliveries_enqueue, deliveries_routing_statement
+from subscriptions.tasks import deliveries_enqueue
+from subscriptions.webhooks import deliveries_routing_statement
 
 
 class PullChannel:

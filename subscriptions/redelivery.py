@@ -13,7 +13,7 @@ from notifyhub import errors
 from notifyhub.redis import redis_client, redis_key
 from subscriptions.models import Delivery, DeliveryAttempt
 from subscriptions.selectors import subscriptions_pushing
-from subscriptions.webhooks import deliveries_enqueue
+from subscriptions.tasks import deliveries_enqueue
 
 
 @dataclass(frozen=True)

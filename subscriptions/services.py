@@ -29,7 +29,7 @@ from subscriptions.selectors import (
     subscription_get_visible,
     subscriptions_visible,
 )
-from subscriptions.webhooks import webhook_secret_generate
+from subscriptions.signing import webhook_secret_generate
 
 logger = logging.getLogger(__name__)
 

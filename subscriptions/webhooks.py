@@ -8,23 +8,17 @@ row is never attempted twice concurrently, and a row found still `sending` after
 `subscriptions/redelivery.py` for the sweep, release and resend).
 """
 
-import base64
 import functools
-import hashlib
-import hmac
 import json
 import logging
 import os
-import random
-import secrets
 import threading
 import time
 import uuid
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.utils import parsedate_to_datetime
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -42,6 +36,7 @@ from notifyhub.http import (
     parse_networks,
     pooled_client,
 )
+from notifyhub.outbox import Retries, backoff_seconds, retry_after_seconds
 from notifyhub.sql import sql_names
 from subscriptions.messages import integration_message
 from subscriptions.models import (
@@ -50,10 +45,10 @@ from subscriptions.models import (
     Subscription,
 )
 from subscriptions.selectors import subscribers_sql
+from subscriptions.signing import webhook_secret_generate, webhook_sign
 
 logger = logging.getLogger(__name__)
 
-SECRET_PREFIX = "whsec_"  # noqa: S105 - the Standard Webhooks prefix, not a secret
 USER_AGENT = "notifyhub-webhooks/1"
 # A task drains due deliveries for at most this long, then gives its worker process back to the
 # broker (what is left is claimed by the next task or found by the sweep).
@@ -61,26 +56,8 @@ DRAIN_SECONDS = 30.0
 ENQUEUE_CHUNK = 200
 # How long a finished request's outcome may wait to be written with others.
 RECORD_LINGER = 0.02
-RETRY_MESSAGE_MAX_DELAY = 60.0
-
-
-# --- Secrets and signatures (Standard Webhooks) ---
-
-
-def webhook_secret_generate() -> str:
-    """A new signing secret, `whsec_` and 24 random bytes in base64, as Standard Webhooks has it."""
-    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(24)).decode()
-
-
-def webhook_sign(*, secrets: list[str], msg_id: str, timestamp: int, body: bytes) -> str:
-    """The `webhook-signature` header: one `v1,<base64 HMAC-SHA256>` per secret, space-separated."""
-    signed = f"{msg_id}.{timestamp}.".encode() + body
-    signatures = []
-    for secret in secrets:
-        key = base64.b64decode(secret.removeprefix(SECRET_PREFIX))
-        digest = hmac.new(key, signed, hashlib.sha256).digest()
-        signatures.append("v1," + base64.b64encode(digest).decode())
-    return " ".join(signatures)
+# A retry waits at most a day.
+RETRY_CAP = 24 * 3600.0
 
 
 def subscription_rotate_webhook_secret(
@@ -104,21 +81,6 @@ def subscription_rotate_webhook_secret(
 
 
 # --- The outbox ---
-
-
-def deliveries_enqueue(delivery_ids: list[int], *, countdown: float | None = None) -> None:
-    """Enqueue sends of these deliveries once the current transaction commits (at once outside
-    one); the rows stay the truth, this is only the shortcut."""
-    from subscriptions.tasks import deliveries_send_task  # The task module imports this one.
-
-    for start in range(0, len(delivery_ids), ENQUEUE_CHUNK):
-        chunk = delivery_ids[start : start + ENQUEUE_CHUNK]
-        transaction.on_commit(
-            lambda chunk=chunk: deliveries_send_task.apply_async(
-                kwargs={"delivery_ids": chunk}, countdown=countdown
-            ),
-            robust=True,
-        )
 
 
 @functools.cache
@@ -161,7 +123,7 @@ def _deliveries_routing_statement(
 
 def deliveries_routing_statement(*, connection: BaseDatabaseWrapper) -> RoutingStatement:
     """Owe the new event to every pushing subscription to its type (one statement, the outbox
-    rows written with the event); `deliveries_enqueue` sends them after commit."""
+    rows written with the event); `tasks.deliveries_enqueue` sends them after commit."""
     return _deliveries_routing_statement(
         connection.vendor, settings.NOTIFYHUB_INTEGRATION_RETENTION
     )
@@ -366,19 +328,6 @@ def _prepare(delivery_ids: list[int]) -> list[_Prepared]:
     return prepared
 
 
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a `Retry-After` header (delta-seconds or an HTTP date), if it has one."""
-    if not value:
-        return None
-    if value.strip().isdigit():
-        return float(value.strip())
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - timezone.now()).total_seconds())
-
-
 def _send(prepared: _Prepared, policy: OutboundPolicy) -> _Outcome:
     """Make the request (in a sending thread: no database here)."""
     started_at = timezone.now()
@@ -417,24 +366,17 @@ def _send(prepared: _Prepared, policy: OutboundPolicy) -> _Outcome:
         status_code=response.status_code,
         error=error,
         excerpt=response.body[:500].decode("utf-8", errors="replace"),
-        retry_after=_retry_after(response.headers.get("retry-after")),
+        retry_after=retry_after_seconds(response.headers.get("retry-after")),
     )
 
 
-def _backoff(attempt: int, retry_after: float | None) -> float:
-    """Seconds before attempt `attempt + 1`: exponential, jittered between half and all of it,
-    never sooner than the receiver's Retry-After, at most a day."""
-    base = settings.NOTIFYHUB_WEBHOOK_RETRY_BASE.total_seconds() * 2 ** (attempt - 1)
-    delay = random.uniform(base / 2, base)  # noqa: S311 - jitter, not a secret
-    return min(max(delay, retry_after or 0.0), 24 * 3600.0)
-
-
-def _record(results: list[tuple[_Prepared, _Outcome]]) -> None:
-    """Store the attempts and each delivery's new status, in one transaction for the batch."""
+def _record(results: list[tuple[_Prepared, _Outcome]]) -> dict[int, float]:
+    """Store the attempts and each delivery's new status, in one transaction for the batch;
+    returns the deliveries to try again, with the seconds until each is due."""
     now = timezone.now()
     delivered: dict[int, int] = {}
     ours = [prepared for prepared, _ in results]
-    retry_ids: list[tuple[int, float]] = []
+    retry_ids: dict[int, float] = {}
     with transaction.atomic():
         DeliveryAttempt.objects.bulk_create(
             [
@@ -472,14 +414,19 @@ def _record(results: list[tuple[_Prepared, _Outcome]]) -> None:
                 and not outcome.final
                 and prepared.attempt < settings.NOTIFYHUB_WEBHOOK_MAX_ATTEMPTS
             ):
-                delay = _backoff(prepared.attempt, outcome.retry_after)
+                delay = backoff_seconds(
+                    attempt=prepared.attempt,
+                    base=settings.NOTIFYHUB_WEBHOOK_RETRY_BASE.total_seconds(),
+                    cap=RETRY_CAP,
+                    retry_after=outcome.retry_after,
+                )
                 mine.update(
                     status=Delivery.Status.PENDING,
                     next_attempt_at=now + timedelta(seconds=delay),
                     last_status_code=outcome.status_code,
                     last_error=outcome.error,
                 )
-                retry_ids.append((prepared.delivery_id, delay))
+                retry_ids[prepared.delivery_id] = delay
                 continue
             mine.update(
                 status=Delivery.Status.FAILED,
@@ -502,19 +449,23 @@ def _record(results: list[tuple[_Prepared, _Outcome]]) -> None:
                 last_error="",
                 finished_at=now,
             )
-        # Short waits get a delayed message; longer ones are left to the sweep, since Celery
-        # holds a delayed message in a worker's memory (and Redis redelivers it after the
-        # visibility timeout) for all of its wait.
-        for delivery_id, delay in retry_ids:
-            if delay <= RETRY_MESSAGE_MAX_DELAY:
-                deliveries_enqueue([delivery_id], countdown=delay)
+    return retry_ids
 
 
-def deliveries_send(*, delivery_ids: list[int] | None = None) -> int:
+@dataclass(frozen=True)
+class SendResult:
+    """What one send pass did: requests made, and the deliveries to try again when."""
+
+    attempted: int = 0
+    retries: Retries = field(default_factory=Retries)
+
+
+def deliveries_send(*, delivery_ids: list[int] | None = None) -> SendResult:
     """Send due deliveries, several at once, until none is due (or the drain time is up).
 
     `delivery_ids` (the ones a commit just enqueued) are claimed first, then whatever else is due,
-    so a busy worker keeps its sending threads full. Returns how many requests were made.
+    so a busy worker keeps its sending threads full. Returns how many requests were made and
+    what to retry (the task schedules it).
     """
     policy = webhook_policy()
     slots = settings.NOTIFYHUB_WEBHOOK_CONCURRENCY
@@ -529,6 +480,7 @@ def deliveries_send(*, delivery_ids: list[int] | None = None) -> int:
     batch = max(1, slots // 4)
     results: list[tuple[_Prepared, _Outcome]] = []
     results_since: float | None = None
+    due_at: dict[int, float] = {}  # delivery id → monotonic time it is due again
     while True:
         free = slots - len(in_flight)
         # Claim in batches (a quarter of the slots) rather than per finished request: fewer
@@ -552,7 +504,11 @@ def deliveries_send(*, delivery_ids: list[int] | None = None) -> int:
             if (not claimed and not in_flight) or time.monotonic() > deadline:
                 drained = True
         if not in_flight and not results:
-            return attempted
+            now = time.monotonic()
+            return SendResult(
+                attempted=attempted,
+                retries=Retries({key: max(0.0, due - now) for key, due in due_at.items()}),
+            )
         # A short wait, not "until one finishes": while slow receivers hold some threads, new
         # deliveries for other subscriptions are still claimed and sent on the free ones.
         done, _ = wait(list(in_flight), timeout=0.05, return_when=FIRST_COMPLETED)
@@ -570,5 +526,7 @@ def deliveries_send(*, delivery_ids: list[int] | None = None) -> int:
             or time.monotonic() - (results_since or 0) > RECORD_LINGER
         ):
             attempted += len(results)
-            _record(results)
+            recorded_at = time.monotonic()
+            for delivery_id, delay in _record(results).items():
+                due_at[delivery_id] = recorded_at + delay
             results, results_since = [], None

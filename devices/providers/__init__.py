@@ -7,71 +7,36 @@ connection) at a time.
 """
 
 import asyncio
-import enum
 import os
 import ssl
 import threading
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
 from django.conf import settings
 
+from devices.providers.apns import ApnsProvider
+from devices.providers.base import (
+    Outcome,
+    ProviderAnswer,
+    PushMessage,
+    retry_after_seconds,
+    transport_error_answer,
+)
+from devices.providers.fcm import FcmProvider
+
+__all__ = [
+    "Outcome",
+    "ProviderAnswer",
+    "PushClients",
+    "PushMessage",
+    "push_clients",
+    "retry_after_seconds",
+    "transport_error_answer",
+]
+
 T = TypeVar("T")
-
-
-class Outcome(enum.StrEnum):
-    """What a provider's answer means for the push and its token."""
-
-    SENT = "sent"
-    INVALID_TOKEN = "invalid_token"  # noqa: S105 - a status, not a secret
-    RETRY = "retry"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class PushMessage:
-    """One push to one token, ready for its provider."""
-
-    provider: str
-    token: str
-    topic: str
-    event_id: str
-    event_type: str
-    high_priority: bool
-    voip: bool
-    body: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class ProviderAnswer:
-    """What the provider said to one push."""
-
-    outcome: Outcome
-    status_code: int | None
-    reason: str = ""
-    answer: str = ""
-    message_id: str = ""
-    retry_after: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """`Retry-After` in seconds (delta form only; providers do not send dates)."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
-
-
-def transport_error_answer(exc: Exception) -> ProviderAnswer:
-    """A connection or timeout failure: nobody answered, so try again later."""
-    return ProviderAnswer(
-        outcome=Outcome.RETRY, status_code=None, reason=type(exc).__name__, answer=str(exc)[:500]
-    )
 
 
 class _LoopThread:
@@ -90,8 +55,6 @@ class PushClients:
     """This process's HTTP/2 clients and provider objects, built from the settings."""
 
     def __init__(self) -> None:
-        from devices.providers.apns import ApnsProvider
-        from devices.providers.fcm import FcmProvider
 
         self.runner = _LoopThread()
         verify: ssl.SSLContext | bool = True

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from ulid import ULID
 
-from devices.providers import Outcome, ProviderAnswer, PushMessage, retry_after_seconds
+from devices.providers.base import Outcome, ProviderAnswer, PushMessage, retry_after_seconds
 
 # Apple refuses a provider token older than an hour and throttles refreshing more than once
 # every 20 minutes; 40 minutes sits between.

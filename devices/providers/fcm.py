@@ -11,7 +11,7 @@ import jwt
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from devices.providers import Outcome, ProviderAnswer, PushMessage, retry_after_seconds
+from devices.providers.base import Outcome, ProviderAnswer, PushMessage, retry_after_seconds
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 INVALID_TOKEN_CODES = {"UNREGISTERED", "INVALID_ARGUMENT", "SENDER_ID_MISMATCH"}

@@ -211,8 +211,8 @@ def test_a_429_is_retried_no_sooner_than_retry_after(phones, push_fakes):
     event_id = ingest("incoming_call", account_id="acme", device_id="iphone")
     before = timezone.now()
     result = device_pushes_send(push_ids=pushes_for(event_id))
-    assert result.retry_ids == pushes_for(event_id)
-    assert result.retry_in >= 119
+    assert list(result.retries.due_in) == pushes_for(event_id)
+    assert result.retries.soonest >= 119
     push = DevicePush.objects.get(event_id=event_id)
     assert push.status == DevicePush.Status.PENDING
     assert push.next_attempt_at >= before + timedelta(seconds=120)
@@ -238,7 +238,7 @@ def test_server_errors_back_off_and_give_up_after_the_last_attempt(phones, push_
     event_id = ingest("incoming_call", account_id="acme", device_id="iphone")
     [push_id] = pushes_for(event_id)
     first = device_pushes_send(push_ids=[push_id])
-    assert first.retry_in == pytest.approx(settings.NOTIFYHUB_PUSH_BACKOFF, abs=1)
+    assert first.retries.soonest == pytest.approx(settings.NOTIFYHUB_PUSH_BACKOFF, abs=1)
     DevicePush.objects.filter(pk=push_id).update(next_attempt_at=timezone.now())
     second = device_pushes_send(push_ids=[push_id])
     assert second.failed == 1
@@ -335,5 +335,5 @@ def test_fcm_quota_errors_are_retried(phones, push_fakes):
     )
     event_id = ingest("incoming_call", account_id="acme", device_id="android")
     result = device_pushes_send(push_ids=pushes_for(event_id))
-    assert result.retry_in >= 29
+    assert result.retries.soonest >= 29
     assert DevicePush.objects.get(event_id=event_id).status == DevicePush.Status.PENDING

@@ -20,7 +20,7 @@ def test_a_delivery_is_the_fifo_object_signed_by_standard_webhooks(consumer, rec
     subscription = push_subscription(client_id=consumer.client_id, url=receiver.url)
     event_id = ingest(n=7, text="héllo")
 
-    assert deliveries_send() == 1
+    assert deliveries_send().attempted == 1
 
     request = receiver.requests[0]
     message = Webhook(subscription.webhook_secret).verify(request.body, request.headers)
@@ -104,6 +104,23 @@ def test_retry_policy_schedules_the_next_attempt_no_sooner_than_retry_after(cons
     assert delivery.attempts == 1
     assert delivery.next_attempt_at >= before + timedelta(seconds=600)
     assert delivery.last_status_code == 503
+
+
+def test_a_retry_after_given_as_an_http_date_is_honoured_too(consumer):
+    """Receivers may send either form (RFC 9110); device providers and webhooks read both."""
+    from email.utils import format_datetime
+
+    later = timezone.now() + timedelta(minutes=10)
+    header = {"retry-after": format_datetime(later, usegmt=True)}
+    with receiving(Behaviour(status=503, headers=header)) as busy:
+        subscription = push_subscription(client_id=consumer.client_id, url=busy.url, policy="retry")
+        event_id = ingest()
+        result = deliveries_send()
+    delivery = delivery_of(subscription=subscription, event_id=event_id)
+    assert delivery.status == Delivery.Status.PENDING
+    assert delivery.next_attempt_at >= later - timedelta(seconds=1)
+    # The service says what to retry when; the task schedules it (or leaves it to the sweep).
+    assert result.retries.due_in[delivery.id] > 590
 
 
 def test_retry_policy_gives_up_after_the_last_attempt(settings, consumer, failing_receiver):
