@@ -14,7 +14,11 @@ def device_pushes_enqueue(*, push_ids: list[int]) -> None:
     size = settings.NOTIFYHUB_PUSH_BATCH
     for start in range(0, len(push_ids), size):
         chunk = push_ids[start : start + size]
-        transaction.on_commit(lambda chunk=chunk: device_pushes_send_task.delay(chunk), robust=True)
+
+        def send(chunk: list[int] = chunk) -> None:
+            device_pushes_send_task.delay(chunk)
+
+        transaction.on_commit(send, robust=True)
 
 
 @shared_task

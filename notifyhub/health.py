@@ -40,7 +40,7 @@ def _check_worker() -> str:
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
     """The database, Redis and at least one Celery worker answer; 503 naming what does not."""
-    checks = {}
+    checks: dict[str, dict[str, str]] = {}
     ready = True
     for name, check in (
         ("database", _check_database),

@@ -1,6 +1,8 @@
 """Platform models: tenants, OAuth applications with their allowed scopes, and accounts with
 members."""
 
+from typing import cast
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
@@ -32,7 +34,9 @@ class IdentifierValidator(RegexValidator):
 identifier_validator = IdentifierValidator()
 
 
-class Tenant(models.Model):
+# django-stubs cannot build the reverse manager `applications`: Application subclasses
+# django-oauth-toolkit's untyped AbstractApplication.
+class Tenant(models.Model):  # type: ignore[django-manager-missing]
     """One company the hub connects: its OAuth clients, accounts and producer keys belong to it,
     and its administrators and producers reach nothing outside it."""
 
@@ -75,7 +79,7 @@ class Application(AbstractApplication):
 
     def allowed_scope_list(self) -> list[str]:
         """The allowed scopes that the server also knows, in a stable order."""
-        known = settings.OAUTH2_PROVIDER["SCOPES"]
+        known = cast(dict[str, str], settings.OAUTH2_PROVIDER["SCOPES"])
         granted = set(self.allowed_scopes.split())
         return [scope for scope in known if scope in granted]
 

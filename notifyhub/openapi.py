@@ -28,7 +28,7 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
         }
 
 
-class ErrorOutput(serializers.Serializer):
+class ErrorOutput(serializers.Serializer[Any]):
     """The platform's error body (notifyhub.errors.HubError.body)."""
 
     code = serializers.CharField(help_text="A stable code listed in docs/errors.md.")

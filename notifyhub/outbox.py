@@ -50,7 +50,7 @@ def backoff_seconds(
     """Seconds before attempt `attempt + 1`: `base` doubled per attempt (jittered between half
     and all of it, so retries of one outage spread out), never sooner than the receiver's
     Retry-After, at most `cap`."""
-    delay = base * 2 ** (attempt - 1)
+    delay = base * 2.0 ** (attempt - 1)
     if jitter:
         delay = random.uniform(delay / 2, delay)  # noqa: S311 - jitter, not a secret
     return min(max(delay, retry_after or 0.0), cap)

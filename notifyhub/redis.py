@@ -24,7 +24,7 @@ def redis_key(*parts: str) -> str:
 class _Publisher(threading.local):
     """The calling thread's own connection for PUBLISH (see `redis_publish`)."""
 
-    connection: redis.connection.AbstractConnection | None = None
+    connection: redis.connection.ConnectionInterface | None = None
     pid = 0
 
 
@@ -39,10 +39,10 @@ def redis_publish(channel: str, message: str) -> None:
     stream bus). A broken connection is replaced and the command sent once more, as the
     client's own retry would; a forked child opens its own.
     """
-    if _publisher.connection is None or _publisher.pid != os.getpid():
-        _publisher.connection = redis_client().connection_pool.make_connection()
-        _publisher.pid = os.getpid()
     connection = _publisher.connection
+    if connection is None or _publisher.pid != os.getpid():
+        connection = _publisher.connection = redis_client().connection_pool.make_connection()
+        _publisher.pid = os.getpid()
     try:
         connection.send_command("PUBLISH", channel, message)
         connection.read_response()

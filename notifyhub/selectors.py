@@ -37,9 +37,11 @@ def account_ids_for(*, token: TokenInfo) -> set[str]:
 
 def clients_in_reach(*, reach: Reach) -> QuerySet[Application]:
     """The OAuth clients a credential may administer: its tenant's, or all for an operator."""
+    # DOT's models are untyped, so their managers are Any to mypy.
+    clients: QuerySet[Application] = Application.objects.all()
     if reach.everywhere:
-        return Application.objects.all()
-    return Application.objects.filter(tenant_id=reach.tenant_id, tenant_id__isnull=False)
+        return clients
+    return clients.filter(tenant_id=reach.tenant_id, tenant_id__isnull=False)
 
 
 def account_in_reach(*, reach: Reach, account_id: str) -> bool:
@@ -68,4 +70,5 @@ def principal_in_reach(*, reach: Reach, principal: str) -> bool:
 
 def live_token_count() -> int:
     """Access tokens that have not expired (revoked ones are deleted)."""
-    return get_access_token_model().objects.filter(expires__gt=timezone.now()).count()
+    count: int = get_access_token_model().objects.filter(expires__gt=timezone.now()).count()
+    return count

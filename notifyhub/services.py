@@ -4,6 +4,7 @@ import json
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -40,7 +41,7 @@ def client_create(
 ) -> ClientCredentials:
     """Create an OAuth application allowed exactly `scopes`, in tenant `tenant_id` (created if
     new) or as a hub operator acting for every tenant; its secret is returned once."""
-    known = settings.OAUTH2_PROVIDER["SCOPES"]
+    known = cast(dict[str, str], settings.OAUTH2_PROVIDER["SCOPES"])
     unknown = [scope for scope in scopes if scope not in known]
     if unknown:
         raise errors.ValidationFailed(f"unknown scopes: {' '.join(unknown)}", field="scopes")
@@ -124,14 +125,14 @@ DEMO_CLIENTS = {
 }
 
 
-def demo_setup(*, credentials_path: Path) -> dict[str, object]:
+def demo_setup(*, credentials_path: Path) -> dict[str, Any]:
     """Create, once, an admin user and one demo client per role; return their credentials.
 
     Secrets are stored only hashed, so the first run writes them to `credentials_path` (a
     git-ignored, owner-only file) and later runs read them back instead of creating more.
     """
     if credentials_path.exists():
-        known = json.loads(credentials_path.read_text())
+        known: dict[str, Any] = json.loads(credentials_path.read_text())
         client_ids = [client["client_id"] for client in known["clients"].values()]
         # The file may describe another database (DATABASE_URL changed): trust it only if
         # every client it names exists here.

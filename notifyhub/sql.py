@@ -17,5 +17,5 @@ def sql_names(model: type[Model]) -> SimpleNamespace:
     quote = connection.ops.quote_name
     names = SimpleNamespace(table=quote(model._meta.db_table))
     for field in model._meta.concrete_fields:
-        setattr(names, field.name, quote(field.column))
+        setattr(names, field.name, quote(field.column or field.name))
     return names

@@ -18,7 +18,9 @@ from notifyhub.types import JSONDict
 class IntegrationNotificationOutput(serializers.Serializer):
     id = serializers.CharField()
     name = serializers.CharField()
-    data = serializers.JSONField()
+    # DRF's metaclass moves declared fields off the class, so the serializer's own `.data`
+    # property is untouched by this field; only the stubs see a clash.
+    data = serializers.JSONField()  # type: ignore[assignment]
     created_at = serializers.DateTimeField()
     expires_at = serializers.DateTimeField()
 
@@ -32,7 +34,7 @@ def integration_message(
     expires_at: datetime,
 ) -> dict[str, Any]:
     """`{"id", "name", "data", "created_at", "expires_at"}`: a pulled or pushed notification."""
-    return IntegrationNotificationOutput(
+    message: dict[str, Any] = IntegrationNotificationOutput(
         {
             "id": event_id,
             "name": type_id,
@@ -40,7 +42,8 @@ def integration_message(
             "created_at": created_at,
             "expires_at": expires_at,
         }
-    ).data
+    ).data  # type: ignore[assignment]
+    return message
 
 
 def notification_page_item(

@@ -43,7 +43,10 @@ def deliveries_sweep(
             id__in=[row[0] for row in stale], status=Delivery.Status.SENDING
         ).update(status=Delivery.Status.UNKNOWN, last_error=reason, finished_at=now)
         DeliveryAttempt.objects.bulk_create(
-            DeliveryAttempt(delivery_id=row[0], number=row[1], started_at=row[2], error=reason)
+            # `claimed_at` is set whenever a row is `sending` (the filter above matched on it).
+            DeliveryAttempt(
+                delivery_id=row[0], number=row[1], started_at=row[2] or now, error=reason
+            )
             for row in stale
         )
     expired = Delivery.objects.filter(status=Delivery.Status.PENDING, expires_at__lte=now).update(

@@ -6,6 +6,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -374,7 +375,7 @@ def _claim_next_postgresql(*, client_id: str) -> ClaimedNotification | None:
         SELECT c.id, c.event_id, e.type_id, e.payload, c.created_at, c.expires_at
         FROM claimed AS c JOIN {event} AS e ON e.id = c.event_id
     """  # noqa: S608 - built from our models' table names
-    params = [_FIFO_LOCK_SPACE, client_id, client_id, now, client_id, now, client_id]
+    params: list[Any] = [_FIFO_LOCK_SPACE, client_id, client_id, now, client_id, now, client_id]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()

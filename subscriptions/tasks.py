@@ -21,12 +21,11 @@ def deliveries_enqueue(delivery_ids: list[int], *, countdown: float | None = Non
     one); the rows stay the truth, this is only the shortcut."""
     for start in range(0, len(delivery_ids), ENQUEUE_CHUNK):
         chunk = delivery_ids[start : start + ENQUEUE_CHUNK]
-        transaction.on_commit(
-            lambda chunk=chunk: deliveries_send_task.apply_async(
-                kwargs={"delivery_ids": chunk}, countdown=countdown
-            ),
-            robust=True,
-        )
+
+        def send(chunk: list[int] = chunk) -> None:
+            deliveries_send_task.apply_async(kwargs={"delivery_ids": chunk}, countdown=countdown)
+
+        transaction.on_commit(send, robust=True)
 
 
 def _schedule_retries(retries: Retries) -> None:

@@ -8,6 +8,7 @@ success bodies in the vendor type when asked for, errors in the vendor error typ
 (a vnd.error body that also carries the platform's `code` and `description`).
 """
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
@@ -23,6 +24,7 @@ from rest_framework.utils.mediatypes import _MediaType
 from rest_framework.views import APIView
 
 from notifyhub import errors
+from notifyhub.auth import request_token
 from notifyhub.middleware import current_request_id
 from notifyhub.openapi import ErrorOutput
 from subscriptions.messages import IntegrationNotificationOutput, integration_message
@@ -63,7 +65,10 @@ class IntegrationNegotiation(DefaultContentNegotiation):
     meaningful body) gets its success answer in the vendor type rather than a 406."""
 
     def select_renderer(
-        self, request: Request, renderers: list[BaseRenderer], format_suffix: str | None = None
+        self,
+        request: Request,
+        renderers: Iterable[BaseRenderer],
+        format_suffix: str | None = None,
     ) -> tuple[BaseRenderer, str]:
         try:
             return super().select_renderer(request, renderers, format_suffix)
@@ -156,7 +161,7 @@ class IntegrationNotificationNextApi(IntegrationApi):
         examples=[NOTIFICATION_EXAMPLE],
     )
     def get(self, request: Request) -> Response:
-        claimed = notification_claim_next(client_id=request.auth.client_id)
+        claimed = notification_claim_next(client_id=request_token(request).client_id)
         if claimed is None:
             return Response(status=204)
         return Response(
@@ -198,7 +203,7 @@ class IntegrationReleaseApi(IntegrationApi):
     )
     def post(self, request: Request) -> Response:
         dry_run = request.query_params.get("dry_run", "0").lower() in ("1", "true")
-        released = deliveries_release(client_id=request.auth.client_id, dry_run=dry_run)
+        released = deliveries_release(client_id=request_token(request).client_id, dry_run=dry_run)
         return Response(
             IntegrationReleaseOutput({"released": released, "dry_run": dry_run}).data,
             status=200 if dry_run else 202,

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from notifyhub import errors
+from notifyhub.auth import request_token
 from notifyhub.models import identifier_validator
 from subscriptions.models import Subscription
 from subscriptions.selectors import (
@@ -195,24 +196,26 @@ class SubscriptionCreateApi(APIView):
         body.is_valid(raise_exception=True)
         data = body.validated_data
         retention_hours = data.get("retention_hours")
-        subscription = subscription_create(
-            reach=request.auth.reach,
+        token = request_token(request)
+        created = subscription_create(
+            reach=token.reach,
             client_id=data["client_id"],
             event_type_ids=data["event_type_ids"],
-            subscribed_by=request.auth.client_id,
+            subscribed_by=token.client_id,
             notification_url=data.get("notification_url") or "",
             notification_page_size=data.get("notification_page_size"),
             retention=timedelta(hours=retention_hours) if retention_hours else None,
             delivery_policy=data.get("delivery_policy") or Subscription.DeliveryPolicy.ONCE,
         )
-        secret = subscription.webhook_secret
+        # Read back as the GET answers it (its event types, its counts).
         subscription = subscription_get_visible(
-            client_id=subscription.client_id, subscription_id=str(subscription.id)
+            client_id=created.client_id, subscription_id=str(created.id)
         )
-        body = subscription_output(subscription)
-        if secret:
-            body["webhook_secret"] = secret
-        return Response(body, status=201)
+        assert subscription is not None  # noqa: S101 - created above, in this transaction
+        output = subscription_output(subscription)
+        if created.webhook_secret:
+            output["webhook_secret"] = created.webhook_secret
+        return Response(output, status=201)
 
 
 class SubscriptionDetailApi(APIView):
@@ -238,7 +241,7 @@ class SubscriptionDetailApi(APIView):
     )
     def get(self, request: Request, subscription_id: str) -> Response:
         subscription = subscription_get_visible(
-            client_id=request.auth.client_id, subscription_id=subscription_id
+            client_id=request_token(request).client_id, subscription_id=subscription_id
         )
         if subscription is None:
             raise errors.NotFound("No such subscription.")
@@ -252,7 +255,7 @@ class SubscriptionDetailApi(APIView):
     )
     def delete(self, request: Request, subscription_id: str) -> Response:
         subscription = subscription_get_administered(
-            reach=request.auth.reach, subscription_id=subscription_id
+            reach=request_token(request).reach, subscription_id=subscription_id
         )
         if subscription is None:
             raise errors.NotFound("No such subscription.")
@@ -278,7 +281,7 @@ class NotificationPageApi(APIView):
         responses={200: NotificationPageOutput},
     )
     def get(self, request: Request, subscription_id: str) -> HttpResponse:
-        client_id = request.auth.client_id
+        client_id = request_token(request).client_id
         size = None
         raw_size = request.query_params.get("size")
         if raw_size is not None:
@@ -333,7 +336,7 @@ class WebhookSecretRotateApi(APIView):
     )
     def post(self, request: Request, subscription_id: str) -> Response:
         subscription = subscription_get_administered(
-            reach=request.auth.reach, subscription_id=subscription_id
+            reach=request_token(request).reach, subscription_id=subscription_id
         )
         if subscription is None:
             raise errors.NotFound("No such subscription.")
