@@ -370,6 +370,12 @@ NOTIFYHUB_STREAM_TICKET_TTL = env_int("NOTIFYHUB_STREAM_TICKET_TTL", 60, minimum
 # Paths served without a thread of their own per request (see notifyhub/asgi.py).
 NOTIFYHUB_STREAM_PATHS = ("/api/push/subscribe", "/admin/subscriptions/streamsession/live/feed")
 
+# --- Request limits ---
+
+# The largest request body any path accepts (the Events API and the Kazoo device API have their
+# own, smaller limits); refused with 413 while it arrives, before any view runs.
+NOTIFYHUB_MAX_BODY_BYTES = env_int("NOTIFYHUB_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
+
 # Paths whose errors are always JSON in the platform's error body, never an HTML page.
 NOTIFYHUB_API_PREFIXES = ("/api/", "/v1/", "/v2/", "/notification/", "/o/", "/healthz", "/readyz")
 

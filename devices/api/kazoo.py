@@ -37,6 +37,7 @@ from devices.services import (
 )
 from notifyhub import errors
 from notifyhub.auth import BearerTokenAuthentication, TokenInfo
+from notifyhub.body_limits import TooLarge
 from notifyhub.formats import iso_utc
 from notifyhub.middleware import current_request_id
 from notifyhub.selectors import account_may_act
@@ -277,6 +278,26 @@ def kazoo_error_response(request: Request, error: errors.HubError) -> Response:
     )
     headers = {"WWW-Authenticate": errors.WWW_AUTHENTICATE} if status == 401 else {}
     return Response(ErrorEnvelopeOutput(body).data, status=status, headers=headers)
+
+
+def kazoo_too_large(refused: TooLarge) -> dict[str, Any]:
+    """The 413 envelope for a body refused before the view (notifyhub/body_limits.py)."""
+    raw = refused.headers.get("x-auth-token")
+    if raw is None:
+        scheme, _, raw = refused.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer":
+            raw = ""
+    return {
+        "auth_token": raw.strip(),
+        "node": NODE,
+        "request_id": refused.request_id,
+        "status": "error",
+        "timestamp": _seconds(timezone.now()),
+        "version": KAZOO_VERSION,
+        "data": {"message": f"Bodies are limited to {refused.limit} bytes."},
+        "error": "413",
+        "message": KAZOO_MESSAGES[413],
+    }
 
 
 def kazoo_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
