@@ -1,8 +1,9 @@
-"""Huge request bodies against a real daphne: 300 MB, with a Content-Length and chunked.
+"""Huge request bodies against a real web process: 300 MB, with a Content-Length and chunked.
 
-Pass: each is answered 413 in its surface's JSON (NOT000006; Kazoo's envelope under /v2/) long
-before it is all sent, no view runs, and the web process grows by less than RSS_BOUND (before
-the fix one such POST grew it by 300 MB and never got an answer).
+Under daphne (the web process) and under hypercorn (any other ASGI server, where the
+application's own guard acts). Pass: each is answered 413 in its surface's JSON (NOT000006;
+Kazoo's envelope under /v2/) long before it is all sent, no view runs, and the web process grows
+by less than RSS_BOUND (before the fix one such POST grew daphne by 300 MB and got no answer).
 """
 
 import json
@@ -136,3 +137,23 @@ def test_a_chunked_event_over_the_event_limit_is_refused_and_a_small_one_passes_
     # Under the limit the request reaches the view (no credentials: the view's 401).
     small = post_huge(web.url, "/v1/notifications", total=1024, chunked=True)
     assert small.status == 401
+
+
+@pytest.fixture
+def asgi_only(transactional_db, log_dir):
+    process = servers.start_hypercorn(log_dir)
+    yield process
+    process.stop()
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_under_another_asgi_server_the_application_refuses_the_body_itself(asgi_only, chunked):
+    before = rss_bytes(asgi_only.popen.pid)
+
+    answer = post_huge(asgi_only.url, "/notification/v1/subscriptions", total=HUGE, chunked=chunked)
+
+    grown = rss_bytes(asgi_only.popen.pid) - before
+    assert answer.status == 413
+    assert json.loads(answer.body)["code"] == "NOT000006"
+    assert answer.sent < 64 * 1024 * 1024
+    assert grown < RSS_BOUND, f"the web process grew by {grown / 2**20:.1f} MiB"
