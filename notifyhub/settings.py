@@ -263,6 +263,17 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
 
 # --- Auth and OAuth 2.0 ---
 
+# Django's hashers for user passwords (PBKDF2 first, as Django ships them), then the one DOT uses
+# for client secrets only (notifyhub/client_secrets.py: long random secrets need no stretching).
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+    "notifyhub.client_secrets.ClientSecretHasher",
+]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -280,6 +291,12 @@ NOTIFYHUB_ACCESS_TOKEN_TTL = env_int("NOTIFYHUB_ACCESS_TOKEN_TTL", 3600, minimum
 # Revocation deletes the cached entry at once, so this only bounds natural expiry drift.
 NOTIFYHUB_TOKEN_CACHE_TTL = env_int("NOTIFYHUB_TOKEN_CACHE_TTL", 60)
 
+# /o/token/ requests per window for one client id and for one remote address (the address
+# daphne sees: run it with --proxy-headers behind a proxy, see docs/security.md).
+NOTIFYHUB_TOKEN_RATE_WINDOW = env_int("NOTIFYHUB_TOKEN_RATE_WINDOW", 60, minimum=1)
+NOTIFYHUB_TOKEN_RATE_PER_CLIENT = env_int("NOTIFYHUB_TOKEN_RATE_PER_CLIENT", 30, minimum=1)
+NOTIFYHUB_TOKEN_RATE_PER_ADDRESS = env_int("NOTIFYHUB_TOKEN_RATE_PER_ADDRESS", 120, minimum=1)
+
 OAUTH2_PROVIDER_APPLICATION_MODEL = "notifyhub.Application"
 OAUTH2_PROVIDER = {
     "SCOPES": {
@@ -292,6 +309,8 @@ OAUTH2_PROVIDER = {
     # granted, and a request without `scope` gets exactly the application's allowed scopes.
     "SCOPES_BACKEND_CLASS": "notifyhub.oauth.ApplicationScopes",
     "OAUTH2_VALIDATOR_CLASS": "notifyhub.oauth.HubOAuth2Validator",
+    # Client secrets are long and random: one salted HMAC, not PBKDF2's million rounds.
+    "CLIENT_SECRET_HASHER": "client_secret_hmac_sha256",
     "ACCESS_TOKEN_EXPIRE_SECONDS": NOTIFYHUB_ACCESS_TOKEN_TTL,
     "PKCE_REQUIRED": True,
     # RFC 9700 (OAuth 2.0 Security BCP): tokens stored only as checksums, no implicit or

@@ -9,9 +9,12 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from oauth2_provider import urls as oauth2_urls
 
 from notifyhub import errors, health
+from notifyhub.oauth import RateLimitedTokenView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # DOT's token endpoint with rate limits, ahead of DOT's own route to it.
+    path("o/token/", RateLimitedTokenView.as_view()),
     path("o/", include(oauth2_urls, namespace="oauth2_provider")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
