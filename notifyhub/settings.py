@@ -108,6 +108,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "notifyhub.middleware.RequestIdMiddleware",
+    "notifyhub.middleware.ApiRequestCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -336,7 +337,8 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["notifyhub.auth.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["notifyhub.auth.HasRequiredScope"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # DRF's JSONParser let `1e999` and deep nesting through to server errors (json_bodies.py).
+    "DEFAULT_PARSER_CLASSES": ["notifyhub.json_bodies.HubJSONParser"],
     "EXCEPTION_HANDLER": "notifyhub.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "notifyhub.openapi.HubAutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

@@ -6,7 +6,6 @@ the services below stay unaware of the wire format.
 """
 
 import hashlib
-import json
 import logging
 import re
 import socket
@@ -39,6 +38,7 @@ from notifyhub import errors
 from notifyhub.auth import BearerTokenAuthentication, TokenInfo
 from notifyhub.body_limits import TooLarge
 from notifyhub.formats import iso_utc
+from notifyhub.json_bodies import JsonUnprocessable, json_body_loads
 from notifyhub.middleware import current_request_id
 from notifyhub.selectors import account_may_act
 
@@ -415,8 +415,10 @@ class PushNotificationSubscriptionApi(APIView):
         except RequestDataTooBig:
             raise errors.PayloadTooLarge() from None
         try:
-            body = json.loads(raw) if raw.strip() else None
-        except (ValueError, UnicodeDecodeError):
+            body = json_body_loads(raw) if raw.strip() else None
+        except JsonUnprocessable as refused:
+            raise DeviceInvalid({"data": {"json": {"message": refused.description}}}) from None
+        except errors.MalformedJson:
             raise DeviceInvalid(
                 {"data": {"json": {"message": "The request body is not valid JSON"}}}
             ) from None
