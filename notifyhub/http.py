@@ -185,7 +185,20 @@ def address_refusal(address: IPAddress, allowed: tuple[IPNetwork, ...]) -> str |
 # so resolutions run on these threads and the sender waits only as long as its deadline allows.
 # A resolution that outlives its wait keeps its thread until the resolver gives up; a few
 # threads bound how many can pile up, and a request queued behind them times out all the same.
-_resolver_threads = ThreadPoolExecutor(max_workers=8, thread_name_prefix="resolve")
+# One pool per process: a forked worker child has none of its parent's threads.
+_resolver_pools: dict[int, ThreadPoolExecutor] = {}
+_resolver_pools_lock = threading.Lock()
+
+
+def _resolver_threads() -> ThreadPoolExecutor:
+    pid = os.getpid()
+    with _resolver_pools_lock:
+        pool = _resolver_pools.get(pid)
+        if pool is None:
+            pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="resolve")
+            _resolver_pools.clear()
+            _resolver_pools[pid] = pool
+    return pool
 
 
 def resolve_checked(
@@ -209,7 +222,7 @@ def resolve_checked(
     if literal is not None:
         addresses: list[IPAddress] = [literal]
     else:
-        pending = _resolver_threads.submit(resolve, host, port)
+        pending = _resolver_threads().submit(resolve, host, port)
         try:
             found_addresses = pending.result(timeout=max(timeout, 0.0))
         except FutureTimeout:
