@@ -242,6 +242,8 @@ class HubWebRequest(http_protocol.WebRequest):
         self.body_limit, _ = body_limit_for(self._target_path())
         if length is not None and length > self.body_limit:
             self.content = io.BytesIO()  # Nothing will be written to it.
+            # Twisted answers `Expect: 100-continue` right after this call: not after a 413.
+            self.requestHeaders.removeHeader(b"Expect")
             self._refuse_body()
             return
         super().gotLength(length)

@@ -157,3 +157,20 @@ def test_under_another_asgi_server_the_application_refuses_the_body_itself(asgi_
     assert json.loads(answer.body)["code"] == "NOT000006"
     assert answer.sent < 64 * 1024 * 1024
     assert grown < RSS_BOUND, f"the web process grew by {grown / 2**20:.1f} MiB"
+
+
+def test_a_client_expecting_100_continue_gets_the_413_instead_and_sends_nothing(web):
+    target = urlsplit(web.url)
+    head = (
+        f"POST /notification/v1/subscriptions HTTP/1.1\r\nHost: {target.netloc}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {HUGE}\r\n"
+        "Expect: 100-continue\r\n\r\n"
+    )
+    with socket.create_connection((target.hostname, target.port), timeout=30) as sock:
+        sock.sendall(head.encode())
+        status, headers, body = read_answer(sock)
+        rest = sock.recv(65536)  # The server closes its side: nothing follows the answer.
+    assert status == 413
+    assert json.loads(body)["code"] == "NOT000006"
+    assert headers["connection"] == "close"
+    assert rest == b""
