@@ -7,9 +7,15 @@ class EventsConfig(AppConfig):
     name = "events"
 
     def ready(self) -> None:
+        from django.conf import settings
+
         from events.selectors import events_last_hour_count
+        from notifyhub.body_limits import body_limit_register
         from notifyhub.dashboard import counter_register
 
+        body_limit_register(
+            prefix="/v1/notifications", max_bytes=lambda: settings.NOTIFYHUB_MAX_EVENT_BYTES
+        )
         counter_register(
             label="Events in the last hour",
             compute=events_last_hour_count,

@@ -2,12 +2,14 @@
 
 import asyncio
 import gc
+import io
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
 from http import HTTPStatus
 from importlib import import_module
+from urllib.parse import unquote
 
 import django
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
@@ -22,6 +24,8 @@ from django.http.response import HttpResponseBase
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "notifyhub.settings")
 
 django.setup(set_prefix=False)  # What get_asgi_application() does before building its handler.
+
+from notifyhub.body_limits import body_limit_for, too_large_answer  # noqa: E402 - needs setup()
 
 
 class ThreadPoolASGIHandler(ASGIHandler):
@@ -147,15 +151,75 @@ async def http_application(scope, receive, send):  # type: ignore[no-untyped-def
         await api_asgi_app(scope, receive, send)
 
 
-application = ProtocolTypeRouter({"http": http_application})
+async def body_limited(scope, receive, send):  # type: ignore[no-untyped-def]
+    """The body limit of the path (notifyhub/body_limits.py), applied before any view runs: a
+    declared length over it is refused unread, and a body sent in chunks (no length) is counted
+    as it arrives and refused at the first byte over. Django reads a whole body before its view
+    runs anyway, so holding it here until it is complete changes nothing else."""
+    limit, _ = body_limit_for(scope["path"])
+    headers = {
+        name.decode("latin1").lower(): value.decode("latin1") for name, value in scope["headers"]
+    }
+    declared = headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        await _answer_too_large(scope["path"], headers, send)
+        return
+    arrived = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return  # The client went away before its body was complete.
+        size += len(message.get("body", b""))
+        if size > limit:
+            await _answer_too_large(scope["path"], headers, send)
+            return
+        arrived.append(message)
+        if not message.get("more_body", False):
+            break
+
+    async def replayed():  # type: ignore[no-untyped-def]
+        if arrived:
+            return arrived.pop(0)
+        return await receive()  # Then what the connection says (a disconnect).
+
+    await http_application(scope, replayed, send)
+
+
+async def _answer_too_large(path: str, headers: dict[str, str], send) -> None:  # type: ignore[no-untyped-def]
+    answer_headers, body = too_large_answer(path, headers)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(name.encode(), value.encode()) for name, value in answer_headers],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+application = ProtocolTypeRouter({"http": body_limited})
 
 
 _PHRASES = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
 
 
-class HubWebRequest(http_protocol.WebRequest):
-    """daphne's request, with two of Twisted's habits corrected.
+# After a body's refusal the connection reads (and drops) what the client still sends for this
+# long before it closes: closing at once, with the client's bytes unread, would reset the
+# connection and the client could lose the 413 before reading it.
+REFUSED_BODY_LINGER = 5.0
 
+
+class HubWebRequest(http_protocol.WebRequest):
+    """daphne's request, with three of Twisted's habits corrected.
+
+    - A body over its path's limit (notifyhub/body_limits.py) is refused as it arrives: Twisted
+      stores a whole body (in memory, or a temporary file past 100 kB) before daphne hands it to
+      the application, which daphne then queues in full, so an unauthenticated 300 MB POST grew
+      the process by 300 MB before any view could say no. A declared length over the limit is
+      refused at the end of the headers, a chunked body at its first byte over; the 413 goes out
+      at once, what the client still sends is dropped, and the application never sees the
+      request.
     - No parse of POST form bodies: daphne hands the raw body to the application and never
       reads the `args` Twisted parses from a form or multipart body, so that parse is wasted: a
       fifth of a millisecond per JSON POST (Twisted reads every Content-Type with the `email`
@@ -169,6 +233,58 @@ class HubWebRequest(http_protocol.WebRequest):
     def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         kwargs["parsePOSTFormSubmission"] = False
         super().__init__(*args, **kwargs)
+        self.body_limit = 0
+        self.body_received = 0
+        self.body_refused = False
+
+    def gotLength(self, length: int | None) -> None:
+        # Twisted calls this once the headers are in, before any of the body.
+        self.body_limit, _ = body_limit_for(self._target_path())
+        if length is not None and length > self.body_limit:
+            self.content = io.BytesIO()  # Nothing will be written to it.
+            # Twisted answers `Expect: 100-continue` right after this call: not after a 413.
+            self.requestHeaders.removeHeader(b"Expect")
+            self._refuse_body()
+            return
+        super().gotLength(length)
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if self.body_refused:
+            return
+        self.body_received += len(data)
+        if self.body_received > self.body_limit:
+            self._refuse_body()
+            return
+        super().handleContentChunk(data)
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        if self.body_refused:
+            return  # Answered already: the application never sees this request.
+        super().requestReceived(command, path, version)
+
+    def _target_path(self) -> str:
+        """The path of the request whose headers just arrived. Twisted sets the request's own
+        `path` only once the body is complete; until then the request line is the channel's."""
+        target = getattr(self.channel, "_path", b"")
+        return unquote(target.split(b"?", 1)[0].decode("ascii", errors="replace"))
+
+    def _refuse_body(self) -> None:
+        """Answer 413 on the raw connection (the request line is not parsed into this object yet),
+        stop answering, drop what the client still sends, and close after the linger."""
+        self.body_refused = True
+        headers = {
+            name.decode("latin1").lower(): values[0].decode("latin1")
+            for name, values in self.requestHeaders.getAllRawHeaders()
+        }
+        answer_headers, body = too_large_answer(self._target_path(), headers)
+        head = "HTTP/1.1 413 Payload Too Large\r\n" + "".join(
+            f"{name}: {value}\r\n" for name, value in answer_headers
+        )
+        transport = self.channel.transport
+        transport.write(head.encode("latin1") + b"\r\n" + body)
+        transport.loseWriteConnection()
+        # The channel's TimeoutMixin clock: the reactor daphne runs.
+        self.channel.callLater(REFUSED_BODY_LINGER, transport.abortConnection)
 
     def setResponseCode(self, code: int, message: bytes | None = None) -> None:
         if message is None and code in _PHRASES:  # any other status keeps Twisted's answer

@@ -199,6 +199,41 @@ def json_error(error: HubError) -> JsonResponse:
     return response
 
 
+_BY_STATUS: dict[int, type[HubError]] = {
+    error.status: error
+    for error in (
+        ValidationFailed,
+        NotAuthenticated,
+        Forbidden,
+        NotFound,
+        MethodNotAllowed,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        NotAcceptable,
+        Unprocessable,
+        Throttled,
+        ServiceUnavailable,
+        Conflict,
+    )
+}
+
+
+def json_error_for_status(response: HttpResponse) -> JsonResponse:
+    """The platform's error for a response some view rendered as an HTML page on an API path,
+    keeping its status and the headers a client acts on (Allow, Retry-After, WWW-Authenticate)."""
+    error_class = _BY_STATUS.get(response.status_code)
+    if error_class is None:
+        error = HubError() if response.status_code >= 500 else ValidationFailed()
+        error.status = response.status_code
+    else:
+        error = error_class()
+    replacement = json_error(error)
+    for header in ("Allow", "Retry-After", "WWW-Authenticate", "X-Request-ID"):
+        if header in response:
+            replacement[header] = response[header]
+    return replacement
+
+
 def handler400(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if is_api_path(request.path):
         if isinstance(exception, RequestDataTooBig):

@@ -1,5 +1,5 @@
 """Request ids (every response carries `X-Request-ID`, every log line names it), and the API's
-error body for a view's exception whatever DEBUG says."""
+error body, never an HTML page, for a bad request or a view's exception whatever DEBUG says."""
 
 import logging
 import re
@@ -8,6 +8,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest, HttpResponse
 from django.utils.deprecation import MiddlewareMixin
 
@@ -79,3 +80,35 @@ class ApiErrorMiddleware(MiddlewareMixin):
         if not errors.is_api_path(request.path):
             return None
         return errors.api_exception_response(request, exception)
+
+
+class ApiRequestCheckMiddleware(MiddlewareMixin):
+    """On API paths, what the middleware below would trip over is answered here in JSON: a
+    `Host` outside ALLOWED_HOSTS, a query string past DATA_UPLOAD_MAX_NUMBER_FIELDS.
+
+    Django raises both (DisallowedHost, TooManyFieldsSent) from inside the middleware chain,
+    where, with DEBUG on, they become its HTML debug page (listing settings), and the stream
+    view took the second for a backing service's failure (503). Placed right after
+    RequestIdMiddleware, before anything reads the host or the query. And an error page some
+    other view or library renders as HTML on an API path (DOT's OAuth views) becomes the
+    platform's JSON error of the same status.
+    """
+
+    def process_request(self, request: HttpRequest) -> HttpResponse | None:
+        if not errors.is_api_path(request.path):
+            return None
+        try:
+            request.get_host()
+            request.GET  # noqa: B018 - parsed now, so its limit is met here
+        except SuspiciousOperation as exc:
+            return errors.json_error(errors.ValidationFailed(f"Bad request: {exc}"))
+        return None
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        if (
+            response.status_code >= 400
+            and errors.is_api_path(request.path)
+            and response.get("Content-Type", "").startswith("text/html")
+        ):
+            return errors.json_error_for_status(response)
+        return response

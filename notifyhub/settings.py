@@ -108,6 +108,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "notifyhub.middleware.RequestIdMiddleware",
+    "notifyhub.middleware.ApiRequestCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -263,6 +264,17 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
 
 # --- Auth and OAuth 2.0 ---
 
+# Django's hashers for user passwords (PBKDF2 first, as Django ships them), then the one DOT uses
+# for client secrets only (notifyhub/client_secrets.py: long random secrets need no stretching).
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+    "notifyhub.client_secrets.ClientSecretHasher",
+]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -280,6 +292,12 @@ NOTIFYHUB_ACCESS_TOKEN_TTL = env_int("NOTIFYHUB_ACCESS_TOKEN_TTL", 3600, minimum
 # Revocation deletes the cached entry at once, so this only bounds natural expiry drift.
 NOTIFYHUB_TOKEN_CACHE_TTL = env_int("NOTIFYHUB_TOKEN_CACHE_TTL", 60)
 
+# /o/token/ requests per window for one client id and for one remote address (the address
+# daphne sees: run it with --proxy-headers behind a proxy, see docs/security.md).
+NOTIFYHUB_TOKEN_RATE_WINDOW = env_int("NOTIFYHUB_TOKEN_RATE_WINDOW", 60, minimum=1)
+NOTIFYHUB_TOKEN_RATE_PER_CLIENT = env_int("NOTIFYHUB_TOKEN_RATE_PER_CLIENT", 30, minimum=1)
+NOTIFYHUB_TOKEN_RATE_PER_ADDRESS = env_int("NOTIFYHUB_TOKEN_RATE_PER_ADDRESS", 120, minimum=1)
+
 OAUTH2_PROVIDER_APPLICATION_MODEL = "notifyhub.Application"
 OAUTH2_PROVIDER = {
     "SCOPES": {
@@ -293,6 +311,8 @@ OAUTH2_PROVIDER = {
     # granted, and a request without `scope` gets exactly the application's allowed scopes.
     "SCOPES_BACKEND_CLASS": "notifyhub.oauth.ApplicationScopes",
     "OAUTH2_VALIDATOR_CLASS": "notifyhub.oauth.HubOAuth2Validator",
+    # Client secrets are long and random: one salted HMAC, not PBKDF2's million rounds.
+    "CLIENT_SECRET_HASHER": "client_secret_hmac_sha256",
     "ACCESS_TOKEN_EXPIRE_SECONDS": NOTIFYHUB_ACCESS_TOKEN_TTL,
     "PKCE_REQUIRED": True,
     # RFC 9700 (OAuth 2.0 Security BCP): tokens stored only as checksums, no implicit or
@@ -318,7 +338,8 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["notifyhub.auth.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["notifyhub.auth.HasRequiredScope"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # DRF's JSONParser let `1e999` and deep nesting through to server errors (json_bodies.py).
+    "DEFAULT_PARSER_CLASSES": ["notifyhub.json_bodies.HubJSONParser"],
     "EXCEPTION_HANDLER": "notifyhub.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "notifyhub.openapi.HubAutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -373,6 +394,12 @@ NOTIFYHUB_STREAM_RETRY_MS = env_int("NOTIFYHUB_STREAM_RETRY_MS", 2000, minimum=0
 NOTIFYHUB_STREAM_TICKET_TTL = env_int("NOTIFYHUB_STREAM_TICKET_TTL", 60, minimum=1)
 # Paths served without a thread of their own per request (see notifyhub/asgi.py).
 NOTIFYHUB_STREAM_PATHS = ("/api/push/subscribe", "/admin/subscriptions/streamsession/live/feed")
+
+# --- Request limits ---
+
+# The largest request body any path accepts (the Events API and the Kazoo device API have their
+# own, smaller limits); refused with 413 while it arrives, before any view runs.
+NOTIFYHUB_MAX_BODY_BYTES = env_int("NOTIFYHUB_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
 
 # Paths whose errors are always JSON in the platform's error body, never an HTML page.
 NOTIFYHUB_API_PREFIXES = ("/api/", "/v1/", "/v2/", "/notification/", "/o/", "/healthz", "/readyz")

@@ -10,11 +10,19 @@ from oauth2_provider import urls as oauth2_urls
 
 from notifyhub import errors, health
 from notifyhub.introspection import HubIntrospectTokenView
+from notifyhub.oauth import RateLimitedTokenView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # DOT's token endpoint with rate limits, ahead of DOT's own route to it.
+    path("o/token/", RateLimitedTokenView.as_view()),
     # Before DOT's own URLs: introspection only for clients holding the `introspection` scope.
     path("o/introspect/", HubIntrospectTokenView.as_view(), name="introspect"),
+    # OpenID Connect is off (OIDC_ENABLED): DOT's OIDC views then fail with a 500 (DEBUG on) or
+    # an HTML 404. The hub serves no OIDC: its paths are the platform's JSON 404.
+    re_path(r"^o/\.well-known/(?:openid-configuration/?|jwks\.json)$", errors.api_not_found),
+    path("o/userinfo/", errors.api_not_found),
+    path("o/logout/", errors.api_not_found),
     path("o/", include(oauth2_urls, namespace="oauth2_provider")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),

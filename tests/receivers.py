@@ -1,6 +1,7 @@
 """A real webhook receiver on a loopback port: records every request and answers as told."""
 
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -47,10 +48,24 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128
 
 
-class Receiver:
-    """A threaded HTTP/1.1 server on 127.0.0.1 (keep-alive, so clients can pool connections)."""
+class _TlsServer(_Server):
+    """Speaks TLS with the certificate of `tls`; a client refusing it just ends its connection."""
 
-    def __init__(self, behaviour: Behaviour | None = None) -> None:
+    def __init__(self, address: tuple[str, int], handler: type, tls: ssl.SSLContext) -> None:
+        super().__init__(address, handler)
+        self.socket = tls.wrap_socket(self.socket, server_side=True)
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        return  # A failed handshake is the client's verdict, which the test reads on its side.
+
+
+class Receiver:
+    """A threaded HTTP/1.1 server on 127.0.0.1 (keep-alive, so clients can pool connections);
+    HTTPS with `tls`, a server context holding the certificate it presents."""
+
+    def __init__(
+        self, behaviour: Behaviour | None = None, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.behaviour = behaviour or Behaviour()
         self.requests: list[Received] = []
         self.lock = threading.Lock()
@@ -119,10 +134,14 @@ class Receiver:
             def log_message(self, format: str, *args: object) -> None:
                 return
 
-        self.server = _Server(("127.0.0.1", 0), Handler)
+        self.server = (
+            _TlsServer(("127.0.0.1", 0), Handler, tls)
+            if tls is not None
+            else _Server(("127.0.0.1", 0), Handler)
+        )
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}/hook"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}/hook"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def wait_for(self, count: int, *, timeout: float = 30) -> list[Received]:
@@ -134,8 +153,10 @@ class Receiver:
 
 
 @contextmanager
-def receiving(behaviour: Behaviour | None = None) -> Iterator[Receiver]:
-    receiver = Receiver(behaviour)
+def receiving(
+    behaviour: Behaviour | None = None, *, tls: ssl.SSLContext | None = None
+) -> Iterator[Receiver]:
+    receiver = Receiver(behaviour, tls)
     receiver.thread.start()
     try:
         yield receiver

@@ -152,6 +152,26 @@ def start_daphne(log_dir: Path, *, port: int | None = None, **env: str) -> Proce
     return process
 
 
+def start_hypercorn(log_dir: Path, **env: str) -> Process:
+    """The same ASGI application under hypercorn, which hands the body over as it arrives (daphne
+    buffers it first): what the application's own guards do is then what a client meets."""
+    port = free_port()
+    process = _spawn(
+        [str(BIN / "hypercorn"), "--bind", f"127.0.0.1:{port}", "notifyhub.asgi:application"],
+        process_env(**env),
+        log_dir / f"hypercorn-{port}.log",
+        "hypercorn",
+    )
+    process.url = f"http://127.0.0.1:{port}"
+    wait_until(
+        lambda: httpx.get(f"{process.url}/healthz", timeout=1).status_code == 200,
+        timeout=30,
+        what="hypercorn answering /healthz",
+        process=process,
+    )
+    return process
+
+
 def start_worker(log_dir: Path, *, queue: str, concurrency: int = 2, **env: str) -> Process:
     name = f"w{free_port()}@127.0.0.1"
     process = _spawn(

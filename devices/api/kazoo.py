@@ -6,7 +6,6 @@ the services below stay unaware of the wire format.
 """
 
 import hashlib
-import json
 import logging
 import re
 import socket
@@ -37,7 +36,9 @@ from devices.services import (
 )
 from notifyhub import errors
 from notifyhub.auth import BearerTokenAuthentication, TokenInfo
+from notifyhub.body_limits import TooLarge
 from notifyhub.formats import iso_utc
+from notifyhub.json_bodies import JsonUnprocessable, json_body_loads
 from notifyhub.middleware import current_request_id
 from notifyhub.selectors import account_may_act
 
@@ -279,6 +280,26 @@ def kazoo_error_response(request: Request, error: errors.HubError) -> Response:
     return Response(ErrorEnvelopeOutput(body).data, status=status, headers=headers)
 
 
+def kazoo_too_large(refused: TooLarge) -> dict[str, Any]:
+    """The 413 envelope for a body refused before the view (notifyhub/body_limits.py)."""
+    raw = refused.headers.get("x-auth-token")
+    if raw is None:
+        scheme, _, raw = refused.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer":
+            raw = ""
+    return {
+        "auth_token": raw.strip(),
+        "node": NODE,
+        "request_id": refused.request_id,
+        "status": "error",
+        "timestamp": _seconds(timezone.now()),
+        "version": KAZOO_VERSION,
+        "data": {"message": f"Bodies are limited to {refused.limit} bytes."},
+        "error": "413",
+        "message": KAZOO_MESSAGES[413],
+    }
+
+
 def kazoo_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """Every failure of this surface, expected or not, in Kazoo's envelope (never HTML)."""
     error = errors.hub_error_from(exc)
@@ -394,8 +415,10 @@ class PushNotificationSubscriptionApi(APIView):
         except RequestDataTooBig:
             raise errors.PayloadTooLarge() from None
         try:
-            body = json.loads(raw) if raw.strip() else None
-        except (ValueError, UnicodeDecodeError):
+            body = json_body_loads(raw) if raw.strip() else None
+        except JsonUnprocessable as refused:
+            raise DeviceInvalid({"data": {"json": {"message": refused.description}}}) from None
+        except errors.MalformedJson:
             raise DeviceInvalid(
                 {"data": {"json": {"message": "The request body is not valid JSON"}}}
             ) from None

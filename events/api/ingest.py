@@ -6,8 +6,6 @@ data (its JSON, its media type, its headers, its event) is a 422 here, in the pl
 body; only a body over the size limit keeps its 413 (docs/errors.md).
 """
 
-import json
-import math
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -18,7 +16,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.authentication import BaseAuthentication
-from rest_framework.parsers import BaseParser
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -29,13 +26,10 @@ from events.services import IngestRefused, event_ingest
 from notifyhub import errors
 from notifyhub.auth import BearerTokenAuthentication, TokenInfo
 from notifyhub.formats import iso_utc, unstorable_char
+from notifyhub.json_bodies import HubJSONParser, JsonUnprocessable
 from notifyhub.types import JSONDict
 
 SUPPORTED_API_VERSIONS = ("3.0",)
-# How deep a body's objects and arrays may nest (the body itself is level 1, its `event` level 2,
-# the payload level 3). Deeper JSON is refused before any recursive step (the payload checks,
-# the schema validator, the canonical encoding) could exhaust Python's stack on it.
-MAX_JSON_DEPTH = 100
 # The statuses the platform gives a refusal of what the request says (its body, its media type,
 # the media type it accepts), answered 422 on this surface: a retry cannot fix any of them.
 CLIENT_DATA_STATUSES = (400, 406, 415)
@@ -118,12 +112,9 @@ class EventIngestInput(serializers.Serializer):
     event = EventInput(help_text="The event to send.")
 
 
-class EventJSONParser(BaseParser):
-    """JSON as this surface reads it: what cannot be stored (a number beyond double precision,
-    such as `1e999`; nesting past MAX_JSON_DEPTH) is a 422, where DRF's parser lets the first
-    through to a database error and the second to a RecursionError, both server errors."""
-
-    media_type = "application/json"
+class EventJSONParser(HubJSONParser):
+    """The platform's JSON parser, its refusals of storable data as this surface's 422
+    (NOT000013, IngestRefused) with the same words."""
 
     def parse(
         self,
@@ -131,47 +122,10 @@ class EventJSONParser(BaseParser):
         media_type: str | None = None,
         parser_context: dict[str, Any] | None = None,
     ) -> Any:
-        raw = stream.read() if stream is not None else b""
         try:
-            data = json.loads(raw, parse_float=_finite_float, parse_constant=_no_constant)
-        except RecursionError:
-            raise _too_deep() from None
-        except ValueError as exc:  # UnicodeDecodeError included
-            raise errors.MalformedJson(f"The request body is not valid JSON: {exc}") from None
-        # Counting brackets is cheap; the walk runs only for bodies that might be too deep.
-        if raw.count(b"{") + raw.count(b"[") > MAX_JSON_DEPTH and _depth(data) > MAX_JSON_DEPTH:
-            raise _too_deep()
-        return data
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise IngestRefused(f"The number {text[:40]} is out of range: numbers must fit a double.")
-    return value
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON value")
-
-
-def _too_deep() -> IngestRefused:
-    return IngestRefused(f"The body nests objects and arrays deeper than {MAX_JSON_DEPTH} levels.")
-
-
-def _depth(value: Any) -> int:
-    """How deep a decoded JSON value nests (a scalar is 0), walked without recursion."""
-    deepest = 0
-    pending = [(value, 1)]
-    while pending:
-        item, level = pending.pop()
-        if isinstance(item, dict):
-            item = item.values()
-        elif not isinstance(item, list):
-            continue
-        deepest = max(deepest, level)
-        pending.extend((child, level + 1) for child in item)
-    return deepest
+            return super().parse(stream, media_type, parser_context)
+        except JsonUnprocessable as refused:
+            raise IngestRefused(refused.description) from None
 
 
 def ingest_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

@@ -119,12 +119,6 @@ CELLS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _fast_hashing(settings):
-    """Client secrets are hashed at creation; the matrix makes many clients and tests no hash."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def world(consumer, charlie, member, outsider):
     """The consumer's subscription with one unread notification, and Maria's device in her

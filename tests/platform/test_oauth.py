@@ -73,7 +73,7 @@ def test_secrets_are_stored_hashed():
     created = client_create(name="integration", scopes=[CONSUMER])
     created.application.refresh_from_db()
     assert created.application.client_secret != created.client_secret
-    assert created.application.client_secret.startswith("pbkdf2_sha256$")
+    assert created.application.client_secret.startswith("client_secret_hmac_sha256$")
 
 
 def test_missing_token_is_401_with_www_authenticate(client):
