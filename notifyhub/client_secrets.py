@@ -28,7 +28,7 @@ class ClientSecretHasher(BasePasswordHasher):
     algorithm = "client_secret_hmac_sha256"
 
     def encode(self, password: str, salt: str) -> str:
-        self._check_encode_args(password, salt)
+        self._check_encode_args(password, salt)  # type: ignore[attr-defined]  # Django's, unstubbed
         if len(password) < MIN_SECRET_LENGTH:
             raise ValueError(
                 f"client secrets must be at least {MIN_SECRET_LENGTH} characters of random text"
@@ -47,7 +47,7 @@ class ClientSecretHasher(BasePasswordHasher):
         decoded = self.decode(encoded)
         return constant_time_compare(encoded, self.encode(password, decoded["salt"]))
 
-    def safe_summary(self, encoded: str) -> dict[str, str]:
+    def safe_summary(self, encoded: str) -> dict[Any, Any]:
         decoded = self.decode(encoded)
         return {
             _("algorithm"): decoded["algorithm"],

@@ -152,7 +152,8 @@ def hub_error_from(exc: Exception) -> HubError | None:
     if isinstance(exc, drf.ParseError):
         return MalformedJson()
     if isinstance(exc, drf.Throttled):
-        return Throttled(retry_after=int(exc.wait) if exc.wait else None)
+        wait = getattr(exc, "wait", None)  # DRF sets it; its stubs do not say so
+        return Throttled(retry_after=int(wait) if wait else None)
     if isinstance(exc, RequestDataTooBig):
         return PayloadTooLarge()
     if isinstance(exc, drf.ValidationError):
@@ -239,13 +240,13 @@ def handler400(request: HttpRequest, exception: Exception | None = None) -> Http
         if isinstance(exception, RequestDataTooBig):
             return json_error(PayloadTooLarge())
         return json_error(ValidationFailed("Bad request."))
-    return defaults.bad_request(request, exception)
+    return defaults.bad_request(request, exception or BadRequest())
 
 
 def handler403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if is_api_path(request.path):
         return json_error(Forbidden())
-    return defaults.permission_denied(request, exception)
+    return defaults.permission_denied(request, exception or PermissionDenied())
 
 
 def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -9,6 +9,7 @@ beyond a double and nesting past MAX_JSON_DEPTH are refused as `JsonUnprocessabl
 
 import json
 import math
+from collections.abc import Mapping
 from typing import IO, Any
 
 from rest_framework.parsers import JSONParser
@@ -87,6 +88,6 @@ class HubJSONParser(JSONParser):
         self,
         stream: IO[bytes] | None,
         media_type: str | None = None,
-        parser_context: dict[str, Any] | None = None,
+        parser_context: Mapping[str, Any] | None = None,
     ) -> Any:
         return json_body_loads(stream.read() if stream is not None else b"")

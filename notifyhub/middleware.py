@@ -6,6 +6,7 @@ import re
 import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
+from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.core.exceptions import SuspiciousOperation
@@ -34,19 +35,20 @@ class RequestIdMiddleware:
     sync_capable = True
     async_capable = True
 
-    def __init__(self, get_response: Callable) -> None:
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         self.get_response = get_response
-        if iscoroutinefunction(self.get_response):
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
             markcoroutinefunction(self)
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if iscoroutinefunction(self):
-            return self.__acall__(request)  # type: ignore[return-value]
+        if self.is_async:
+            return self.__acall__(request)  # type: ignore[return-value]  # Django awaits it
         request_id = _request_id_for(request)
         request.request_id = request_id  # type: ignore[attr-defined]
         token = _request_id.set(request_id)
         try:
-            response = self.get_response(request)
+            response: HttpResponse = self.get_response(request)
         finally:
             _request_id.reset(token)
         response["X-Request-ID"] = request_id
@@ -57,7 +59,7 @@ class RequestIdMiddleware:
         request.request_id = request_id  # type: ignore[attr-defined]
         token = _request_id.set(request_id)
         try:
-            response = await self.get_response(request)
+            response: HttpResponse = await self.get_response(request)
         finally:
             _request_id.reset(token)
         response["X-Request-ID"] = request_id

@@ -35,7 +35,7 @@ from devices.services import (
     device_update,
 )
 from notifyhub import errors
-from notifyhub.auth import BearerTokenAuthentication, TokenInfo
+from notifyhub.auth import BearerTokenAuthentication, TokenInfo, request_token
 from notifyhub.body_limits import TooLarge
 from notifyhub.formats import iso_utc
 from notifyhub.json_bodies import JsonUnprocessable, json_body_loads
@@ -159,7 +159,7 @@ class DeviceDocumentInput(serializers.Serializer):
 
 
 class DeviceRequestInput(serializers.Serializer):
-    data = DeviceDocumentInput()
+    data = DeviceDocumentInput()  # type: ignore[assignment]  # a field, moved off the class by DRF's metaclass
 
 
 class RegistrationOutput(serializers.Serializer):
@@ -211,17 +211,17 @@ class EnvelopeOutput(serializers.Serializer):
 
 
 class DeviceEnvelopeOutput(EnvelopeOutput):
-    data = DeviceOutput()
+    data = DeviceOutput()  # type: ignore[assignment]  # a field, moved off the class by DRF's metaclass
     revision = serializers.CharField(help_text="The document's revision; send it as If-Match.")
 
 
 class DeletedEnvelopeOutput(EnvelopeOutput):
-    data = DeletedOutput()
+    data = DeletedOutput()  # type: ignore[assignment]  # a field, moved off the class by DRF's metaclass
     revision = serializers.CharField(help_text="The removed document's last revision.")
 
 
 class ErrorEnvelopeOutput(EnvelopeOutput):
-    data = serializers.DictField(
+    data = serializers.DictField(  # type: ignore[assignment]  # as above
         help_text="`message` (and for a 404 the `cause`); for a 400, each field's broken rules."
     )
     error = serializers.CharField(help_text="The HTTP status, as a string.")
@@ -402,7 +402,7 @@ class PushNotificationSubscriptionApi(APIView):
                 raise DeviceNotFound(kwargs[name])
         # No administrator bypass: a tenant's administrator registers devices only in accounts
         # it belongs to, like any member; only a hub operator acts in every account.
-        if not account_may_act(token=request.auth, account_id=kwargs["account_id"]):
+        if not account_may_act(token=request_token(request), account_id=kwargs["account_id"]):
             raise errors.Forbidden("The token may not act for this account.")
 
     def _body(self, request: Request) -> tuple[Any, str | None]:

@@ -6,8 +6,9 @@ data (its JSON, its media type, its headers, its event) is a 422 here, in the pl
 body; only a body over the size limit keeps its 413 (docs/errors.md).
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
@@ -120,7 +121,7 @@ class EventJSONParser(HubJSONParser):
         self,
         stream: IO[bytes] | None,
         media_type: str | None = None,
-        parser_context: dict[str, Any] | None = None,
+        parser_context: Mapping[str, Any] | None = None,
     ) -> Any:
         try:
             return super().parse(stream, media_type, parser_context)
@@ -316,9 +317,10 @@ class EventIngestApi(APIView):
         idempotency_key = request.META.get("HTTP_IDEMPOTENCY_KEY") or event.id
         if idempotency_key is not None and not 0 < len(idempotency_key) <= 255:
             raise IngestRefused("Idempotency-Key: at most 255 characters", field="Idempotency-Key")
+        producer = cast(ApiKey | TokenInfo, request.auth)  # IsProducer let only these through
         result = event_ingest(
-            producer=producer_of(request.auth),
-            reach=request.auth.reach,
+            producer=producer_of(producer),
+            reach=producer.reach,
             type_id=event.type,
             payload=event.payload,
             idempotency_key=idempotency_key,
