@@ -42,6 +42,9 @@ from subscriptions.models import StreamSession
 logger = logging.getLogger(__name__)
 
 STREAM_KINDS = ("accountStatus", "loggedOut", "newMessage", "newNotification", "ticket")
+# The admin's live page shows every tenant's payloads: being staff is not enough, the operator
+# must hold the permission the admin's own Event pages ask for.
+LIVE_FEED_PERMISSION = "events.view_event"
 REPLAY_PAGE_SIZE = 200
 # A connection whose process missed this many heartbeats in a row is presumed dead: one late
 # heartbeat (a slow database, a busy event loop) must not end a live stream's session.

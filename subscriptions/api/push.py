@@ -40,6 +40,7 @@ from notifyhub.auth import BearerTokenAuthentication, TokenInfo, token_validate
 from notifyhub.openapi import ErrorOutput, HubAutoSchema
 from subscriptions.streamhub import StreamConnection, hub
 from subscriptions.streams import (
+    LIVE_FEED_PERMISSION,
     REPLAY_PAGE_SIZE,
     STREAM_KINDS,
     StreamFilter,
@@ -617,11 +618,18 @@ async def _feed_stream(request: HttpRequest, connection: StreamConnection) -> As
 
 
 async def admin_live_feed(request: HttpRequest) -> HttpResponse:
-    """Every event as it is ingested, for a staff member's browser session."""
+    """Every event as it is ingested, for a staff member's browser session allowed to view
+    events (LIVE_FEED_PERMISSION)."""
     user = await request.auser()
-    await sync_to_async(_release_request_connection)()
     if not (user.is_authenticated and user.is_active and user.is_staff):
+        await sync_to_async(_release_request_connection)()
         return errors.json_error(errors.Forbidden("Log in to the admin as staff."))
+    allowed = await user.ahas_perm(LIVE_FEED_PERMISSION)
+    await sync_to_async(_release_request_connection)()
+    if not allowed:
+        return errors.json_error(
+            errors.Forbidden(f"The live feed needs the permission {LIVE_FEED_PERMISSION}.")
+        )
     connection = StreamConnection(
         session_id=None, connection_id=uuid.uuid4(), session_key=request.session.session_key
     )
