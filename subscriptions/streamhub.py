@@ -53,6 +53,8 @@ class StreamConnection:
     filter: StreamFilter | None = None
     token_id: int | None = None
     session_key: str | None = None
+    # The user it listens as (a stream's or the admin feed's): deactivating the user ends it.
+    user_id: int | None = None
     expires_at: float | None = None
     # Set only while this connection waits for the one it took over to record its position.
     released: asyncio.Event | None = None
@@ -126,10 +128,12 @@ class StreamHub:
         if self._keepalive_task is None or self._keepalive_task.done():
             self._keepalive_task = loop.create_task(self._keepalive())
         if connection.expires_at is not None:
-            # One timer for the connection's life: its token's expiry ends the stream.
+            # One timer for the connection's life: its token's (or browser session's) expiry
+            # ends the stream.
             left = connection.expires_at - time.time()
+            reason = "token_expired" if connection.token_id is not None else "session_expired"
             connection.expiry = loop.call_later(
-                max(0.0, left), connection.offer, ("logout", "token_expired")
+                max(0.0, left), connection.offer, ("logout", reason)
             )
         self._all.add(connection)
         if connection.session_id is None:
@@ -291,11 +295,20 @@ class StreamHub:
                 task.add_done_callback(self._reloads.discard)
             elif kind == "logout":
                 token_id, session_key = message.get("token_id"), message.get("session_key")
+                user_id = message.get("user_id")
+                if token_id is not None:
+                    reason = "token_revoked"
+                elif user_id is not None:
+                    reason = "user_deactivated"
+                else:
+                    reason = "logout"
                 for connection in self._all:
-                    if (token_id is not None and connection.token_id == token_id) or (
-                        session_key and connection.session_key == session_key
+                    if (
+                        (token_id is not None and connection.token_id == token_id)
+                        or (session_key and connection.session_key == session_key)
+                        or (user_id is not None and connection.user_id == user_id)
                     ):
-                        connection.offer(("logout", "token_revoked" if token_id else "logout"))
+                        connection.offer(("logout", reason))
         except Exception:
             logger.exception("bad stream bus message: %r", message)
 

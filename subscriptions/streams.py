@@ -112,15 +112,34 @@ def principal_for_token(*, token: TokenInfo) -> StreamPrincipal | None:
     )
 
 
-def principal_for_user(*, user: Any, session_key: str | None) -> StreamPrincipal:
-    """A logged-in browser session listens as its user."""
+def principal_for_user(*, user: Any, session: SessionBase | None) -> StreamPrincipal:
+    """A logged-in browser session listens as its user, until the session expires (None: a
+    user acting with no session, such as the hub's own code)."""
     return StreamPrincipal(
         kind=StreamSession.PrincipalKind.USER,
         name=user.get_username(),
         user_id=user.pk,
         application_id=None,
-        session_key=session_key,
+        session_key=session.session_key if session is not None else None,
+        expires_at=session_expires_at(session=session) if session is not None else None,
     )
+
+
+def session_expires_at(*, session: SessionBase) -> float:
+    """When a browser session ends (a POSIX timestamp): the expiry its store holds, which is
+    when the session stops authenticating. `get_expiry_date()` alone counts the cookie age from
+    now, later than the stored date of a session last saved a while ago; a database-backed
+    store is asked for its row instead."""
+    model = getattr(session, "model", None)
+    if model is not None and session.session_key:
+        stored = (
+            model.objects.filter(session_key=session.session_key)
+            .values_list("expire_date", flat=True)
+            .first()
+        )
+        if stored is not None:
+            return float(stored.timestamp())
+    return float(session.get_expiry_date().timestamp())
 
 
 def _memberships(*, user_id: int | None, application_id: int | None) -> QuerySet[AccountMember]:
@@ -510,9 +529,14 @@ class StreamChannel:
 # --- Closing streams: logout, takeover ---
 
 
-def stream_logout_publish(*, token_id: int | None = None, session_key: str | None = None) -> None:
-    """Tell every process to send `loggedOut` to, and close, the streams of a token or session."""
-    bus_publish({"t": "logout", "token_id": token_id, "session_key": session_key})
+def stream_logout_publish(
+    *, token_id: int | None = None, session_key: str | None = None, user_id: int | None = None
+) -> None:
+    """Tell every process to send `loggedOut` to, and close, the streams of a token, a browser
+    session, or (deactivated) a user, whatever credential they were opened with."""
+    bus_publish(
+        {"t": "logout", "token_id": token_id, "session_key": session_key, "user_id": user_id}
+    )
 
 
 def revoked_token_logout(sender: type, instance: Any, **kwargs: Any) -> None:
@@ -525,6 +549,17 @@ def revoked_token_logout(sender: type, instance: Any, **kwargs: Any) -> None:
         stream_logout_publish(token_id=token_id)
 
     transaction.on_commit(end, robust=True)
+
+
+def deactivated_user_logout(sender: type, instance: Any, **kwargs: Any) -> None:
+    """post_save receiver for the user model: a deactivated user's streams end at once, in
+    every process, whether opened with a token, a ticket or a browser session (the token
+    cache forgets the user's tokens in notifyhub.auth). Published on every save of an inactive
+    user: one bus message, and a repeat ends nothing that is not already ended."""
+    if instance.is_active:
+        return
+    user_id = instance.pk
+    transaction.on_commit(lambda: stream_logout_publish(user_id=user_id), robust=True)
 
 
 def account_membership_changed(sender: type, instance: AccountMember, **kwargs: Any) -> None:

@@ -241,11 +241,19 @@ async def _authenticate(request: HttpRequest, client_id: str | None) -> StreamPr
             raise errors.NotAuthenticated("Send Authorization: Bearer <token>.")
         return raw_token.strip()
     user = await request.auser()
+    if user.is_authenticated and user.is_active:
+        # Reads the session's stored expiry: its stream ends then.
+        return await sync_to_async(_session_principal)(user, request.session)
     # Loading the session ran on the shared sync thread; do not leave it holding a connection.
     await sync_to_async(_release_request_connection)()
-    if user.is_authenticated and user.is_active:
-        return principal_for_user(user=user, session_key=request.session.session_key)
     raise errors.NotAuthenticated()
+
+
+def _session_principal(user: Any, session: Any) -> StreamPrincipal:
+    try:
+        return principal_for_user(user=user, session=session)
+    finally:
+        _release_request_connection()
 
 
 def _open(
@@ -451,6 +459,7 @@ async def push_subscribe(request: HttpRequest) -> HttpResponse:
         filter=stream_filter,
         token_id=principal.token_id,
         session_key=principal.session_key,
+        user_id=principal.user_id,
         expires_at=principal.expires_at,
     )
     response = _stream_response(_session_stream(request, connection, opened))
@@ -631,7 +640,10 @@ async def admin_live_feed(request: HttpRequest) -> HttpResponse:
             errors.Forbidden(f"The live feed needs the permission {LIVE_FEED_PERMISSION}.")
         )
     connection = StreamConnection(
-        session_id=None, connection_id=uuid.uuid4(), session_key=request.session.session_key
+        session_id=None,
+        connection_id=uuid.uuid4(),
+        session_key=request.session.session_key,
+        user_id=user.pk,
     )
     return _stream_response(_feed_stream(request, connection))
 
@@ -713,10 +725,8 @@ class PushTicketCreateApi(APIView):
                 raise errors.NotAuthenticated("The token's user is inactive.")
             valid_until = request.auth.expires.timestamp()
         else:
-            principal = principal_for_user(
-                user=request.user, session_key=request.session.session_key
-            )
-            valid_until = request.session.get_expiry_date().timestamp()
+            principal = principal_for_user(user=request.user, session=request.session)
+            valid_until = principal.expires_at or request.session.get_expiry_date().timestamp()
         issued = stream_ticket_create(principal=principal, valid_until=valid_until)
         return Response(
             PushTicketOutput({"ticket": issued.ticket, "expires_in": issued.expires_in}).data,
