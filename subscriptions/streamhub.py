@@ -59,15 +59,24 @@ class StreamConnection:
     # Set only while this connection waits for the one it took over to record its position.
     released: asyncio.Event | None = None
     items: deque[tuple[str, Any]] = field(default_factory=deque)
+    # Bytes of the frames in `items`: with what the server holds unsent, bounded by
+    # NOTIFYHUB_STREAM_MAX_UNSENT_BYTES (a stream waiting for a slow client fills its inbox).
+    queued_bytes: int = 0
     waiter: asyncio.Future[None] | None = None
     expiry: asyncio.TimerHandle | None = None
 
     def offer(self, item: tuple[str, Any]) -> None:
-        if len(self.items) >= QUEUE_LIMIT:
+        size = len(item[1][1]) if item[0] == "event" else 0
+        if (
+            len(self.items) >= QUEUE_LIMIT
+            or self.queued_bytes + size > settings.NOTIFYHUB_STREAM_MAX_UNSENT_BYTES
+        ):
             self.items.clear()
+            self.queued_bytes = 0
             self.items.append(("close", "overflow"))
         else:
             self.items.append(item)
+            self.queued_bytes += size
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(None)
 
@@ -80,7 +89,10 @@ class StreamConnection:
                 await self.waiter
             finally:
                 self.waiter = None
-        return self.items.popleft()
+        item = self.items.popleft()
+        if item[0] == "event":
+            self.queued_bytes -= len(item[1][1])
+        return item
 
 
 KEEP_ALIVE_ITEM = ("keepalive", None)

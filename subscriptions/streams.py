@@ -12,6 +12,7 @@ delivery immediate; the event log makes a reconnect lossless.
 
 import json
 import logging
+import math
 import re
 import secrets
 import time
@@ -24,7 +25,7 @@ from typing import Any, TypedDict
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.backends.base import SessionBase
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
@@ -32,6 +33,7 @@ from django_eventstream.utils import sse_encode_event
 from oauth2_provider.models import get_access_token_model
 
 from events.models import Event
+from notifyhub import errors
 from notifyhub.auth import TokenInfo
 from notifyhub.formats import iso_utc
 from notifyhub.models import AccountMember
@@ -251,6 +253,62 @@ def _newest_event_id() -> str:
     return Event.objects.order_by("-id").values_list("id", flat=True).first() or ""
 
 
+def _principal_opens_serialize(principal: StreamPrincipal) -> None:
+    """One principal's stream opens take turns until their transaction ends (PostgreSQL: an
+    advisory lock on the principal), so two opens racing for its last free slot cannot both
+    take it, in whatever processes they run. SQLite runs one writing transaction at a time."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(hashtext(%s))",
+            [f"notifyhub.streams:{principal.kind}:{principal.name}"],
+        )
+
+
+def _stream_caps_check(*, principal: StreamPrincipal, client_id: str, now: datetime) -> None:
+    """Refuse (429) a principal's new stream over NOTIFYHUB_STREAM_MAX_PER_PRINCIPAL open ones,
+    or its new session over NOTIFYHUB_STREAM_MAX_SESSIONS_PER_PRINCIPAL kept ones, counted in
+    the database (every process's streams). A connection to a session it already has (a
+    reconnect, a takeover of the same clientId) adds no session, and replaces, not adds, an
+    open stream: it is never counted twice."""
+    retention = max(
+        settings.NOTIFYHUB_STREAM_RECONNECT_WINDOW, settings.NOTIFYHUB_STREAM_SESSION_RETENTION
+    )
+    # Sessions past their retention are forgotten by the trim task: they no longer count.
+    kept = StreamSession.objects.filter(
+        principal_kind=principal.kind, principal=principal.name
+    ).exclude(disconnected_at__lt=now - retention)
+    new_session = not kept.filter(client_id=client_id).exists()
+    if new_session and kept.count() >= settings.NOTIFYHUB_STREAM_MAX_SESSIONS_PER_PRINCIPAL:
+        oldest = (
+            kept.filter(disconnected_at__isnull=False)
+            .order_by("disconnected_at")
+            .values_list("disconnected_at", flat=True)
+            .first()
+        )
+        wait = (oldest + retention - now).total_seconds() if oldest else _stream_slot_wait()
+        raise errors.Throttled(
+            "Too many stream sessions (clientIds) for this principal: at most "
+            f"{settings.NOTIFYHUB_STREAM_MAX_SESSIONS_PER_PRINCIPAL} are kept; reuse a "
+            "clientId.",
+            retry_after=max(1, math.ceil(wait)),
+        )
+    open_elsewhere = kept.exclude(client_id=client_id).filter(stream_sessions_live_filter(now))
+    if open_elsewhere.count() >= settings.NOTIFYHUB_STREAM_MAX_PER_PRINCIPAL:
+        raise errors.Throttled(
+            "Too many open streams for this principal: at most "
+            f"{settings.NOTIFYHUB_STREAM_MAX_PER_PRINCIPAL}.",
+            retry_after=_stream_slot_wait(),
+        )
+
+
+def _stream_slot_wait() -> int:
+    """Seconds to suggest before retrying an open refused for open streams: by then a stream
+    whose process died has stopped counting (its heartbeats missed); a closed one at once."""
+    return max(1, math.ceil(HEARTBEATS_MISSED * settings.NOTIFYHUB_STREAM_HEARTBEAT))
+
+
 @transaction.atomic
 def stream_session_open(
     *,
@@ -266,7 +324,9 @@ def stream_session_open(
     (the last event its previous connection was sent); a new session starts at the newest
     event, and one past the reconnect window, or resumed from an id the hub no longer keeps
     for it, starts there too and is told so (`reset`)."""
+    _principal_opens_serialize(principal)
     now = timezone.now()
+    _stream_caps_check(principal=principal, client_id=client_id, now=now)
     cutoff = now - settings.NOTIFYHUB_STREAM_RECONNECT_WINDOW
     StreamSession.objects.bulk_create(
         [
