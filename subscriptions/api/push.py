@@ -510,11 +510,12 @@ without loss within the reconnect window.
 
 Credentials: `Authorization: Bearer` (scope `notification:consent:consumer`), a browser session
 cookie, or `ticket` (from `POST /api/push/tickets`, for an `EventSource`). Errors come before the
-stream opens, as JSON: 401, then 422, then 403."""
+stream opens, as JSON: 401, then 422, then 403, then 429 (too many streams or sessions for the
+caller)."""
 
 
 class PushSubscribeSchema(HubAutoSchema):
-    """The stream's error answers are its own (401, 403, 405, 422, 503), listed on the
+    """The stream's error answers are its own (401, 403, 405, 422, 429, 503), listed on the
     operation: it negotiates no media type (no 406) and its parameter errors are 422s."""
 
     def _error_statuses(self) -> dict[str, str]:
@@ -592,6 +593,11 @@ class PushSubscribeApi(APIView):
             405: OpenApiResponse(ErrorOutput, description="Not a GET."),
             422: OpenApiResponse(
                 ErrorOutput, description="A missing or invalid parameter; `field` names it."
+            ),
+            429: OpenApiResponse(
+                ErrorOutput,
+                description="The caller has its most open streams, or (for a new `clientId`) "
+                "its most stream sessions; retry after `Retry-After` seconds.",
             ),
             503: OpenApiResponse(ErrorOutput, description="The stream could not be opened."),
         },
