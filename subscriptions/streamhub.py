@@ -26,6 +26,7 @@ from subscriptions.streams import (
     StreamEvent,
     StreamFilter,
     admin_feed_frame,
+    browser_session_expires_at,
     bus_channel,
     member_account_ids,
     stream_event_frame,
@@ -143,10 +144,7 @@ class StreamHub:
             # One timer for the connection's life: its token's (or browser session's) expiry
             # ends the stream.
             left = connection.expires_at - time.time()
-            reason = "token_expired" if connection.token_id is not None else "session_expired"
-            connection.expiry = loop.call_later(
-                max(0.0, left), connection.offer, ("logout", reason)
-            )
+            connection.expiry = loop.call_later(max(0.0, left), self._expired, connection)
         self._all.add(connection)
         if connection.session_id is None:
             self._feeds.add(connection)
@@ -154,6 +152,37 @@ class StreamHub:
             self._by_session.setdefault(connection.session_id, set()).add(connection)
         self._index(connection)
         await self._ready.wait()
+
+    def _expired(self, connection: StreamConnection) -> None:
+        """The credential's expiry came: a token's is final; a browser session's may have been
+        extended since the stream opened (the user kept using the site), so it is read again
+        and the stream ends only if the session has really ended."""
+        if connection.token_id is not None or not connection.session_key:
+            connection.offer(("logout", "token_expired"))
+            return
+        task = asyncio.get_running_loop().create_task(self._session_expiry(connection))
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+
+    async def _session_expiry(self, connection: StreamConnection) -> None:
+        try:
+            expires_at = await sync_to_async(_session_expiry_burst, thread_sensitive=False)(
+                session_key=connection.session_key or ""
+            )
+        except Exception:
+            # Unknown: close without a verdict; the client reconnects and is checked afresh.
+            logger.exception("could not read a browser session's expiry; closing its stream")
+            connection.offer(("close", "resync"))
+            return
+        if connection not in self._all:
+            return
+        left = expires_at - time.time() if expires_at is not None else 0.0
+        if left > 0:
+            connection.expiry = asyncio.get_running_loop().call_later(
+                left, self._expired, connection
+            )
+        else:
+            connection.offer(("logout", "session_expired"))
 
     def detach(self, connection: StreamConnection) -> None:
         if connection.expiry is not None:
@@ -338,6 +367,13 @@ def _unindex(
 def _members_burst(*, user_id: int | None, application_id: int | None) -> frozenset[str]:
     try:
         return member_account_ids(user_id=user_id, application_id=application_id)
+    finally:
+        connections.close_all()
+
+
+def _session_expiry_burst(*, session_key: str) -> float | None:
+    try:
+        return browser_session_expires_at(session_key=session_key)
     finally:
         connections.close_all()
 

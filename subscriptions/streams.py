@@ -157,6 +157,16 @@ def member_account_ids(*, user_id: int | None, application_id: int | None) -> fr
     return frozenset(memberships.values_list("account_id", flat=True))
 
 
+def browser_session_expires_at(*, session_key: str) -> float | None:
+    """When a browser session ends, as its store holds it now (a POSIX timestamp); None if it
+    has ended (logged out, expired, deleted)."""
+    store: SessionBase = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    if not store.exists(session_key):
+        return None
+    expires_at = session_expires_at(session=store)
+    return expires_at if expires_at > time.time() else None
+
+
 @dataclass(frozen=True, slots=True)
 class EventRoute:
     """What the rule below reads of an event: its type and routing attributes."""

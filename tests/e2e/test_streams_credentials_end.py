@@ -99,3 +99,25 @@ def test_deactivating_a_user_ends_every_stream_of_the_user_at_once(daphne, membe
     finally:
         for stream in [*streams, bystander]:
             stream.close()
+
+
+def test_a_browser_session_extended_while_streaming_keeps_its_stream_until_the_new_expiry(
+    daphne, member
+):
+    browser = logged_in(member.user, expires_in=2)
+    stream = open_stream(
+        daphne.url,
+        cookies={"sessionid": browser.cookies["sessionid"].value},
+        params={**PARAMS, "clientId": "tab"},
+    )
+    try:
+        assert stream.status == 200
+        session = browser.session
+        session.set_expiry(5)  # the user kept using the site: the session lives on
+        session.save()
+        assert not stream.ended(timeout=3)
+        assert "loggedOut" not in [sse.event for sse in stream.seen]
+        assert stream.ended(timeout=30)
+        assert data(stream.seen[-1]) == {"type": "loggedOut", "reason": "session_expired"}
+    finally:
+        stream.close()
