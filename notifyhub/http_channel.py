@@ -28,7 +28,9 @@ from typing import Any
 from daphne import http_protocol
 from django.conf import settings
 from twisted.internet import reactor
-from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.base import DelayedCall
+from twisted.internet.protocol import connectionDone
+from twisted.python.failure import Failure
 from twisted.web import http
 
 logger = logging.getLogger(__name__)
@@ -57,6 +59,9 @@ class StreamWriteBound:
     NOTIFYHUB_STREAM_MAX_UNSENT_BYTES behind. The stream's view sees the disconnect as any
     other (its session's position stays at the last frame handed to Twisted)."""
 
+    # Twisted's Request attributes, as the mixin reads them.
+    channel: Any
+    responseHeaders: Any
     _stream_response: bool | None = None
     _stream_aborted = False
 
@@ -65,18 +70,18 @@ class StreamWriteBound:
             return  # The abort drops the connection on the reactor's next turn.
         super().write(data)  # type: ignore[misc]
         if self._stream_response is None:
-            content_type = self.responseHeaders.getRawHeaders(b"content-type") or [b""]  # type: ignore[attr-defined]
+            content_type = self.responseHeaders.getRawHeaders(b"content-type") or [b""]
             self._stream_response = content_type[0].startswith(b"text/event-stream")
         if not self._stream_response:
             return
-        transport = self.channel.transport if self.channel is not None else None  # type: ignore[attr-defined]
+        transport = self.channel.transport if self.channel is not None else None
         unsent = transport_unsent_bytes(transport)
         if unsent > settings.NOTIFYHUB_STREAM_MAX_UNSENT_BYTES:
             self.abort_behind(unsent)
 
     def abort_behind(self, unsent: int) -> None:
         """Close the stream of a client too far behind, dropping what it has not read."""
-        if self._stream_aborted or self.channel is None:  # type: ignore[attr-defined]
+        if self._stream_aborted or self.channel is None:
             return
         self._stream_aborted = True
         logger.info(
@@ -84,7 +89,7 @@ class StreamWriteBound:
             getattr(self, "client_addr", None),
             unsent,
         )
-        self.channel.transport.abortConnection()  # type: ignore[attr-defined]
+        self.channel.transport.abortConnection()
 
 
 def _daphne_request(send: Any) -> "StreamWriteBound | None":
@@ -104,9 +109,9 @@ def stream_pacer(send: Any) -> Callable[[], Awaitable[None]]:
     loop = asyncio.get_running_loop()
 
     async def pace() -> None:
-        if request is None or request.channel is None:  # type: ignore[attr-defined]
+        if request is None or request.channel is None:
             return
-        transport = request.channel.transport  # type: ignore[attr-defined]
+        transport = request.channel.transport
         low = settings.NOTIFYHUB_STREAM_MAX_UNSENT_BYTES // 2
         unsent = transport_unsent_bytes(transport)
         if unsent <= low:
@@ -119,7 +124,7 @@ def stream_pacer(send: Any) -> Callable[[], Awaitable[None]]:
             # Polled only while the client is behind: Twisted tells no one when its buffer
             # drains but the channel's own producer.
             await asyncio.sleep(0.02)
-            if request.channel is None:  # type: ignore[attr-defined]
+            if request.channel is None:
                 return
             unsent = transport_unsent_bytes(transport)
 
@@ -129,7 +134,9 @@ def stream_pacer(send: Any) -> Callable[[], Awaitable[None]]:
 class HubHTTPChannel(http.HTTPChannel):
     """Twisted's HTTP/1.1 channel with a deadline on each request head (see the module)."""
 
-    _head_deadline: IDelayedCall | None = None
+    def __init__(self) -> None:
+        super().__init__()
+        self._head_deadline: DelayedCall | None = None
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -137,7 +144,7 @@ class HubHTTPChannel(http.HTTPChannel):
 
     def _await_head(self) -> None:
         self._cancel_head_deadline()
-        self._head_deadline = reactor.callLater(  # type: ignore[attr-defined]
+        self._head_deadline = reactor.callLater(
             settings.NOTIFYHUB_HTTP_HEAD_TIMEOUT, self._head_late
         )
 
@@ -163,7 +170,7 @@ class HubHTTPChannel(http.HTTPChannel):
             self._await_head()
         super().requestDone(request)
 
-    def connectionLost(self, reason: Any) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._cancel_head_deadline()
         super().connectionLost(reason)
 
