@@ -156,8 +156,9 @@ class HubHTTPChannel(http.HTTPChannel):
     def _head_late(self) -> None:
         self._head_deadline = None
         if self.transport is not None:
-            # Nothing was answered on this connection that is still unsent: close it now.
-            self.transport.abortConnection()
+            # A close, not an abort: the previous response may still be on its way to a slow
+            # reader (Twisted's own idle timeout, restored after each request, ends that one).
+            self.transport.loseConnection()
 
     def allHeadersReceived(self) -> None:
         self._cancel_head_deadline()
