@@ -221,6 +221,9 @@ def start_notifyhub(pg: PrivatePostgres, workdir: Path) -> Server:
         "NOTIFYHUB_HSTS_SECONDS": "0",
         "NOTIFYHUB_LOG_LEVEL": "WARNING",
         "DEBUG": "0",
+        # Every bench stream is one principal's: caps above them.
+        "NOTIFYHUB_STREAM_MAX_PER_PRINCIPAL": str(2 * max(N, N_MANY)),
+        "NOTIFYHUB_STREAM_MAX_SESSIONS_PER_PRINCIPAL": str(2 * max(N, N_MANY)),
     }
     tokens = json.loads(run_python(NOTIFYHUB_SETUP, env).strip().splitlines()[-1])
     popen, port = start_daphne("notifyhub.asgi:application", env, workdir / "notifyhub.log")

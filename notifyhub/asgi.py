@@ -15,11 +15,14 @@ import django
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from channels.routing import ProtocolTypeRouter
 from daphne import http_protocol
+from daphne import server as daphne_server
 from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
 from django.db import connections
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
+
+from notifyhub.http_channel import HubHTTPFactory, StreamWriteBound, stream_pacer
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "notifyhub.settings")
 
@@ -134,9 +137,12 @@ class StreamASGIHandler(ASGIHandler):
         await send(
             {"type": "http.response.start", "status": response.status_code, "headers": headers}
         )
+        # Waits while the client is behind, and closes it if it stays behind (http_channel).
+        pace = stream_pacer(send)
         async with aclosing(frames):
             async for frame in frames:
                 await send({"type": "http.response.body", "body": frame, "more_body": True})
+                await pace()
         await send({"type": "http.response.body"})
 
 
@@ -210,8 +216,9 @@ _PHRASES = {status.value: status.phrase.encode("ascii") for status in HTTPStatus
 REFUSED_BODY_LINGER = 5.0
 
 
-class HubWebRequest(http_protocol.WebRequest):
-    """daphne's request, with three of Twisted's habits corrected.
+class HubWebRequest(StreamWriteBound, http_protocol.WebRequest):
+    """daphne's request, with three of Twisted's habits corrected (and a stream's unsent bytes
+    bounded: `StreamWriteBound`, notifyhub/http_channel.py).
 
     - A body over its path's limit (notifyhub/body_limits.py) is refused as it arrives: Twisted
       stores a whole body (in memory, or a temporary file past 100 kB) before daphne hands it to
@@ -295,6 +302,9 @@ class HubWebRequest(http_protocol.WebRequest):
 # daphne's protocol factory builds each connection's requests from this module attribute; the
 # daphne command imports `application` (this module) before it serves its first connection.
 http_protocol.WebRequest = HubWebRequest
+# Its server builds its factory from this one, when it starts serving (after that import): the
+# request-head deadline (notifyhub/http_channel.py).
+daphne_server.HTTPFactory = HubHTTPFactory
 
 
 def _freeze_startup_objects() -> None:

@@ -197,6 +197,8 @@ def json_error(error: HubError) -> JsonResponse:
     response = JsonResponse(error.body(), status=error.status)
     if error.status == 401:
         response["WWW-Authenticate"] = WWW_AUTHENTICATE
+    if isinstance(error, Throttled) and error.retry_after is not None:
+        response["Retry-After"] = str(error.retry_after)
     return response
 
 

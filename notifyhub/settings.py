@@ -149,6 +149,10 @@ NOTIFYHUB_WEB_THREADS = env_int("NOTIFYHUB_WEB_THREADS", 4, minimum=1)
 # A web thread keeps its database connection between requests (no new connection per request)
 # and closes it once it has served nothing for this long, so an idle hub holds no connection.
 NOTIFYHUB_WEB_DB_IDLE = env_float("NOTIFYHUB_WEB_DB_IDLE", 5.0, minimum=0.0)
+# Seconds a connection has to send a complete request head, from its opening or the end of its
+# previous response: a slow-loris client, or an idle keep-alive connection, is closed then
+# (notifyhub/http_channel.py; it never cuts a response in progress, streams included).
+NOTIFYHUB_HTTP_HEAD_TIMEOUT = env_float("NOTIFYHUB_HTTP_HEAD_TIMEOUT", 10.0, minimum=0.1)
 
 # --- Database ---
 
@@ -392,6 +396,17 @@ NOTIFYHUB_STREAM_RETRY_MS = env_int("NOTIFYHUB_STREAM_RETRY_MS", 2000, minimum=0
 # How long a `?ticket=` from POST /api/push/tickets may wait for its first use (it then lives as
 # long as the token or browser session it came from, bound to that clientId).
 NOTIFYHUB_STREAM_TICKET_TTL = env_int("NOTIFYHUB_STREAM_TICKET_TTL", 60, minimum=1)
+# A stream whose client has not taken this many bytes yet (held in the web process) is closed;
+# its client reconnects and replays what it missed (notifyhub/http_channel.py).
+NOTIFYHUB_STREAM_MAX_UNSENT_BYTES = env_int(
+    "NOTIFYHUB_STREAM_MAX_UNSENT_BYTES", 1024 * 1024, minimum=64 * 1024
+)
+# Open streams, and stream sessions kept (connected or within their retention), per principal
+# (a user, or an application token's client): over either, a new one is refused with 429.
+NOTIFYHUB_STREAM_MAX_PER_PRINCIPAL = env_int("NOTIFYHUB_STREAM_MAX_PER_PRINCIPAL", 20, minimum=1)
+NOTIFYHUB_STREAM_MAX_SESSIONS_PER_PRINCIPAL = env_int(
+    "NOTIFYHUB_STREAM_MAX_SESSIONS_PER_PRINCIPAL", 100, minimum=1
+)
 # Paths served without a thread of their own per request (see notifyhub/asgi.py).
 NOTIFYHUB_STREAM_PATHS = ("/api/push/subscribe", "/admin/subscriptions/streamsession/live/feed")
 

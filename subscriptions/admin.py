@@ -5,6 +5,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
@@ -25,6 +26,7 @@ from subscriptions.models import (
 )
 from subscriptions.redelivery import deliveries_release, deliveries_resend
 from subscriptions.streams import (
+    LIVE_FEED_PERMISSION,
     stream_holder_silent_before,
     stream_session_events,
     stream_sessions_live_filter,
@@ -292,12 +294,16 @@ class StreamSessionAdmin(admin.ModelAdmin):
     def get_urls(self) -> list[Any]:
         return [
             path("live/", self.admin_site.admin_view(self.live_view), name="stream-live"),
-            # Not wrapped by admin_view (a sync wrapper): the async feed checks staff itself.
+            # Not wrapped by admin_view (a sync wrapper): the async feed checks staff and
+            # LIVE_FEED_PERMISSION itself.
             path("live/feed", admin_live_feed, name="stream-live-feed"),
             *super().get_urls(),
         ]
 
     def live_view(self, request: HttpRequest) -> TemplateResponse:
+        # admin_view checks only is_staff; the page shows every tenant's payloads.
+        if not request.user.has_perm(LIVE_FEED_PERMISSION):
+            raise PermissionDenied
         context = {
             **self.admin_site.each_context(request),
             "title": "Live events",

@@ -28,6 +28,7 @@ class SubscriptionsConfig(AppConfig):
 
     def _ready_streams(self) -> None:
         """The Push API: its delivery channel, its logout hooks and its admin counter."""
+        from django.contrib.auth import get_user_model
         from django.contrib.auth.signals import user_logged_out
         from django.db.models.signals import post_delete, post_save
         from oauth2_provider.models import get_access_token_model
@@ -38,6 +39,7 @@ class SubscriptionsConfig(AppConfig):
         from subscriptions.streams import (
             StreamChannel,
             account_membership_changed,
+            deactivated_user_logout,
             revoked_token_logout,
             session_logout,
             stream_sessions_connected_count,
@@ -51,6 +53,11 @@ class SubscriptionsConfig(AppConfig):
             dispatch_uid="subscriptions.revoked_token_logout",
         )
         user_logged_out.connect(session_logout, dispatch_uid="subscriptions.session_logout")
+        post_save.connect(
+            deactivated_user_logout,
+            sender=get_user_model(),
+            dispatch_uid="subscriptions.deactivated_user_logout",
+        )
         # Open streams match events in memory against their principal's accounts: reload them.
         for signal in (post_save, post_delete):
             signal.connect(

@@ -26,6 +26,7 @@ from subscriptions.streams import (
     StreamEvent,
     StreamFilter,
     admin_feed_frame,
+    browser_session_expires_at,
     bus_channel,
     member_account_ids,
     stream_event_frame,
@@ -53,19 +54,30 @@ class StreamConnection:
     filter: StreamFilter | None = None
     token_id: int | None = None
     session_key: str | None = None
+    # The user it listens as (a stream's or the admin feed's): deactivating the user ends it.
+    user_id: int | None = None
     expires_at: float | None = None
     # Set only while this connection waits for the one it took over to record its position.
     released: asyncio.Event | None = None
     items: deque[tuple[str, Any]] = field(default_factory=deque)
+    # Bytes of the frames in `items`: with what the server holds unsent, bounded by
+    # NOTIFYHUB_STREAM_MAX_UNSENT_BYTES (a stream waiting for a slow client fills its inbox).
+    queued_bytes: int = 0
     waiter: asyncio.Future[None] | None = None
     expiry: asyncio.TimerHandle | None = None
 
     def offer(self, item: tuple[str, Any]) -> None:
-        if len(self.items) >= QUEUE_LIMIT:
+        size = len(item[1][1]) if item[0] == "event" else 0
+        if (
+            len(self.items) >= QUEUE_LIMIT
+            or self.queued_bytes + size > settings.NOTIFYHUB_STREAM_MAX_UNSENT_BYTES
+        ):
             self.items.clear()
+            self.queued_bytes = 0
             self.items.append(("close", "overflow"))
         else:
             self.items.append(item)
+            self.queued_bytes += size
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(None)
 
@@ -78,7 +90,10 @@ class StreamConnection:
                 await self.waiter
             finally:
                 self.waiter = None
-        return self.items.popleft()
+        item = self.items.popleft()
+        if item[0] == "event":
+            self.queued_bytes -= len(item[1][1])
+        return item
 
 
 KEEP_ALIVE_ITEM = ("keepalive", None)
@@ -126,11 +141,10 @@ class StreamHub:
         if self._keepalive_task is None or self._keepalive_task.done():
             self._keepalive_task = loop.create_task(self._keepalive())
         if connection.expires_at is not None:
-            # One timer for the connection's life: its token's expiry ends the stream.
+            # One timer for the connection's life: its token's (or browser session's) expiry
+            # ends the stream.
             left = connection.expires_at - time.time()
-            connection.expiry = loop.call_later(
-                max(0.0, left), connection.offer, ("logout", "token_expired")
-            )
+            connection.expiry = loop.call_later(max(0.0, left), self._expired, connection)
         self._all.add(connection)
         if connection.session_id is None:
             self._feeds.add(connection)
@@ -138,6 +152,37 @@ class StreamHub:
             self._by_session.setdefault(connection.session_id, set()).add(connection)
         self._index(connection)
         await self._ready.wait()
+
+    def _expired(self, connection: StreamConnection) -> None:
+        """The credential's expiry came: a token's is final; a browser session's may have been
+        extended since the stream opened (the user kept using the site), so it is read again
+        and the stream ends only if the session has really ended."""
+        if connection.token_id is not None or not connection.session_key:
+            connection.offer(("logout", "token_expired"))
+            return
+        task = asyncio.get_running_loop().create_task(self._session_expiry(connection))
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+
+    async def _session_expiry(self, connection: StreamConnection) -> None:
+        try:
+            expires_at = await sync_to_async(_session_expiry_burst, thread_sensitive=False)(
+                session_key=connection.session_key or ""
+            )
+        except Exception:
+            # Unknown: close without a verdict; the client reconnects and is checked afresh.
+            logger.exception("could not read a browser session's expiry; closing its stream")
+            connection.offer(("close", "resync"))
+            return
+        if connection not in self._all:
+            return
+        left = expires_at - time.time() if expires_at is not None else 0.0
+        if left > 0:
+            connection.expiry = asyncio.get_running_loop().call_later(
+                left, self._expired, connection
+            )
+        else:
+            connection.offer(("logout", "session_expired"))
 
     def detach(self, connection: StreamConnection) -> None:
         if connection.expiry is not None:
@@ -291,11 +336,20 @@ class StreamHub:
                 task.add_done_callback(self._reloads.discard)
             elif kind == "logout":
                 token_id, session_key = message.get("token_id"), message.get("session_key")
+                user_id = message.get("user_id")
+                if token_id is not None:
+                    reason = "token_revoked"
+                elif user_id is not None:
+                    reason = "user_deactivated"
+                else:
+                    reason = "logout"
                 for connection in self._all:
-                    if (token_id is not None and connection.token_id == token_id) or (
-                        session_key and connection.session_key == session_key
+                    if (
+                        (token_id is not None and connection.token_id == token_id)
+                        or (session_key and connection.session_key == session_key)
+                        or (user_id is not None and connection.user_id == user_id)
                     ):
-                        connection.offer(("logout", "token_revoked" if token_id else "logout"))
+                        connection.offer(("logout", reason))
         except Exception:
             logger.exception("bad stream bus message: %r", message)
 
@@ -313,6 +367,13 @@ def _unindex(
 def _members_burst(*, user_id: int | None, application_id: int | None) -> frozenset[str]:
     try:
         return member_account_ids(user_id=user_id, application_id=application_id)
+    finally:
+        connections.close_all()
+
+
+def _session_expiry_burst(*, session_key: str) -> float | None:
+    try:
+        return browser_session_expires_at(session_key=session_key)
     finally:
         connections.close_all()
 

@@ -12,6 +12,7 @@ delivery immediate; the event log makes a reconnect lossless.
 
 import json
 import logging
+import math
 import re
 import secrets
 import time
@@ -24,7 +25,7 @@ from typing import Any, TypedDict
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.backends.base import SessionBase
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
@@ -32,6 +33,7 @@ from django_eventstream.utils import sse_encode_event
 from oauth2_provider.models import get_access_token_model
 
 from events.models import Event
+from notifyhub import errors
 from notifyhub.auth import TokenInfo
 from notifyhub.formats import iso_utc
 from notifyhub.models import AccountMember
@@ -42,6 +44,9 @@ from subscriptions.models import StreamSession
 logger = logging.getLogger(__name__)
 
 STREAM_KINDS = ("accountStatus", "loggedOut", "newMessage", "newNotification", "ticket")
+# The admin's live page shows every tenant's payloads: being staff is not enough, the operator
+# must hold the permission the admin's own Event pages ask for.
+LIVE_FEED_PERMISSION = "events.view_event"
 REPLAY_PAGE_SIZE = 200
 # A connection whose process missed this many heartbeats in a row is presumed dead: one late
 # heartbeat (a slow database, a busy event loop) must not end a live stream's session.
@@ -109,15 +114,34 @@ def principal_for_token(*, token: TokenInfo) -> StreamPrincipal | None:
     )
 
 
-def principal_for_user(*, user: Any, session_key: str | None) -> StreamPrincipal:
-    """A logged-in browser session listens as its user."""
+def principal_for_user(*, user: Any, session: SessionBase | None) -> StreamPrincipal:
+    """A logged-in browser session listens as its user, until the session expires (None: a
+    user acting with no session, such as the hub's own code)."""
     return StreamPrincipal(
         kind=StreamSession.PrincipalKind.USER,
         name=user.get_username(),
         user_id=user.pk,
         application_id=None,
-        session_key=session_key,
+        session_key=session.session_key if session is not None else None,
+        expires_at=session_expires_at(session=session) if session is not None else None,
     )
+
+
+def session_expires_at(*, session: SessionBase) -> float:
+    """When a browser session ends (a POSIX timestamp): the expiry its store holds, which is
+    when the session stops authenticating. `get_expiry_date()` alone counts the cookie age from
+    now, later than the stored date of a session last saved a while ago; a database-backed
+    store is asked for its row instead."""
+    model = getattr(session, "model", None)
+    if model is not None and session.session_key:
+        stored = (
+            model.objects.filter(session_key=session.session_key)
+            .values_list("expire_date", flat=True)
+            .first()
+        )
+        if stored is not None:
+            return float(stored.timestamp())
+    return float(session.get_expiry_date().timestamp())
 
 
 def _memberships(*, user_id: int | None, application_id: int | None) -> QuerySet[AccountMember]:
@@ -131,6 +155,16 @@ def member_account_ids(*, user_id: int | None, application_id: int | None) -> fr
     """Every account the principal is a member of (the accounts it may watch)."""
     memberships = _memberships(user_id=user_id, application_id=application_id)
     return frozenset(memberships.values_list("account_id", flat=True))
+
+
+def browser_session_expires_at(*, session_key: str) -> float | None:
+    """When a browser session ends, as its store holds it now (a POSIX timestamp); None if it
+    has ended (logged out, expired, deleted)."""
+    store: SessionBase = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    if not store.exists(session_key):
+        return None
+    expires_at = session_expires_at(session=store)
+    return expires_at if expires_at > time.time() else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +263,62 @@ def _newest_event_id() -> str:
     return Event.objects.order_by("-id").values_list("id", flat=True).first() or ""
 
 
+def _principal_opens_serialize(principal: StreamPrincipal) -> None:
+    """One principal's stream opens take turns until their transaction ends (PostgreSQL: an
+    advisory lock on the principal), so two opens racing for its last free slot cannot both
+    take it, in whatever processes they run. SQLite runs one writing transaction at a time."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(hashtext(%s))",
+            [f"notifyhub.streams:{principal.kind}:{principal.name}"],
+        )
+
+
+def _stream_caps_check(*, principal: StreamPrincipal, client_id: str, now: datetime) -> None:
+    """Refuse (429) a principal's new stream over NOTIFYHUB_STREAM_MAX_PER_PRINCIPAL open ones,
+    or its new session over NOTIFYHUB_STREAM_MAX_SESSIONS_PER_PRINCIPAL kept ones, counted in
+    the database (every process's streams). A connection to a session it already has (a
+    reconnect, a takeover of the same clientId) adds no session, and replaces, not adds, an
+    open stream: it is never counted twice."""
+    retention = max(
+        settings.NOTIFYHUB_STREAM_RECONNECT_WINDOW, settings.NOTIFYHUB_STREAM_SESSION_RETENTION
+    )
+    # Sessions past their retention are forgotten by the trim task: they no longer count.
+    kept = StreamSession.objects.filter(
+        principal_kind=principal.kind, principal=principal.name
+    ).exclude(disconnected_at__lt=now - retention)
+    new_session = not kept.filter(client_id=client_id).exists()
+    if new_session and kept.count() >= settings.NOTIFYHUB_STREAM_MAX_SESSIONS_PER_PRINCIPAL:
+        oldest = (
+            kept.filter(disconnected_at__isnull=False)
+            .order_by("disconnected_at")
+            .values_list("disconnected_at", flat=True)
+            .first()
+        )
+        wait = (oldest + retention - now).total_seconds() if oldest else _stream_slot_wait()
+        raise errors.Throttled(
+            "Too many stream sessions (clientIds) for this principal: at most "
+            f"{settings.NOTIFYHUB_STREAM_MAX_SESSIONS_PER_PRINCIPAL} are kept; reuse a "
+            "clientId.",
+            retry_after=max(1, math.ceil(wait)),
+        )
+    open_elsewhere = kept.exclude(client_id=client_id).filter(stream_sessions_live_filter(now))
+    if open_elsewhere.count() >= settings.NOTIFYHUB_STREAM_MAX_PER_PRINCIPAL:
+        raise errors.Throttled(
+            "Too many open streams for this principal: at most "
+            f"{settings.NOTIFYHUB_STREAM_MAX_PER_PRINCIPAL}.",
+            retry_after=_stream_slot_wait(),
+        )
+
+
+def _stream_slot_wait() -> int:
+    """Seconds to suggest before retrying an open refused for open streams: by then a stream
+    whose process died has stopped counting (its heartbeats missed); a closed one at once."""
+    return max(1, math.ceil(HEARTBEATS_MISSED * settings.NOTIFYHUB_STREAM_HEARTBEAT))
+
+
 @transaction.atomic
 def stream_session_open(
     *,
@@ -244,7 +334,9 @@ def stream_session_open(
     (the last event its previous connection was sent); a new session starts at the newest
     event, and one past the reconnect window, or resumed from an id the hub no longer keeps
     for it, starts there too and is told so (`reset`)."""
+    _principal_opens_serialize(principal)
     now = timezone.now()
+    _stream_caps_check(principal=principal, client_id=client_id, now=now)
     cutoff = now - settings.NOTIFYHUB_STREAM_RECONNECT_WINDOW
     StreamSession.objects.bulk_create(
         [
@@ -507,9 +599,14 @@ class StreamChannel:
 # --- Closing streams: logout, takeover ---
 
 
-def stream_logout_publish(*, token_id: int | None = None, session_key: str | None = None) -> None:
-    """Tell every process to send `loggedOut` to, and close, the streams of a token or session."""
-    bus_publish({"t": "logout", "token_id": token_id, "session_key": session_key})
+def stream_logout_publish(
+    *, token_id: int | None = None, session_key: str | None = None, user_id: int | None = None
+) -> None:
+    """Tell every process to send `loggedOut` to, and close, the streams of a token, a browser
+    session, or (deactivated) a user, whatever credential they were opened with."""
+    bus_publish(
+        {"t": "logout", "token_id": token_id, "session_key": session_key, "user_id": user_id}
+    )
 
 
 def revoked_token_logout(sender: type, instance: Any, **kwargs: Any) -> None:
@@ -522,6 +619,17 @@ def revoked_token_logout(sender: type, instance: Any, **kwargs: Any) -> None:
         stream_logout_publish(token_id=token_id)
 
     transaction.on_commit(end, robust=True)
+
+
+def deactivated_user_logout(sender: type, instance: Any, **kwargs: Any) -> None:
+    """post_save receiver for the user model: a deactivated user's streams end at once, in
+    every process, whether opened with a token, a ticket or a browser session (the token
+    cache forgets the user's tokens in notifyhub.auth). Published on every save of an inactive
+    user: one bus message, and a repeat ends nothing that is not already ended."""
+    if instance.is_active:
+        return
+    user_id = instance.pk
+    transaction.on_commit(lambda: stream_logout_publish(user_id=user_id), robust=True)
 
 
 def account_membership_changed(sender: type, instance: AccountMember, **kwargs: Any) -> None:

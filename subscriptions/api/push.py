@@ -40,6 +40,7 @@ from notifyhub.auth import BearerTokenAuthentication, TokenInfo, token_validate
 from notifyhub.openapi import ErrorOutput, HubAutoSchema
 from subscriptions.streamhub import StreamConnection, hub
 from subscriptions.streams import (
+    LIVE_FEED_PERMISSION,
     REPLAY_PAGE_SIZE,
     STREAM_KINDS,
     StreamFilter,
@@ -240,11 +241,19 @@ async def _authenticate(request: HttpRequest, client_id: str | None) -> StreamPr
             raise errors.NotAuthenticated("Send Authorization: Bearer <token>.")
         return raw_token.strip()
     user = await request.auser()
+    if user.is_authenticated and user.is_active:
+        # Reads the session's stored expiry: its stream ends then.
+        return await sync_to_async(_session_principal)(user, request.session)
     # Loading the session ran on the shared sync thread; do not leave it holding a connection.
     await sync_to_async(_release_request_connection)()
-    if user.is_authenticated and user.is_active:
-        return principal_for_user(user=user, session_key=request.session.session_key)
     raise errors.NotAuthenticated()
+
+
+def _session_principal(user: Any, session: Any) -> StreamPrincipal:
+    try:
+        return principal_for_user(user=user, session=session)
+    finally:
+        _release_request_connection()
 
 
 def _open(
@@ -450,6 +459,7 @@ async def push_subscribe(request: HttpRequest) -> HttpResponse:
         filter=stream_filter,
         token_id=principal.token_id,
         session_key=principal.session_key,
+        user_id=principal.user_id,
         expires_at=principal.expires_at,
     )
     response = _stream_response(_session_stream(request, connection, opened))
@@ -500,11 +510,12 @@ without loss within the reconnect window.
 
 Credentials: `Authorization: Bearer` (scope `notification:consent:consumer`), a browser session
 cookie, or `ticket` (from `POST /api/push/tickets`, for an `EventSource`). Errors come before the
-stream opens, as JSON: 401, then 422, then 403."""
+stream opens, as JSON: 401, then 422, then 403, then 429 (too many streams or sessions for the
+caller)."""
 
 
 class PushSubscribeSchema(HubAutoSchema):
-    """The stream's error answers are its own (401, 403, 405, 422, 503), listed on the
+    """The stream's error answers are its own (401, 403, 405, 422, 429, 503), listed on the
     operation: it negotiates no media type (no 406) and its parameter errors are 422s."""
 
     def _error_statuses(self) -> dict[str, str]:
@@ -583,6 +594,11 @@ class PushSubscribeApi(APIView):
             422: OpenApiResponse(
                 ErrorOutput, description="A missing or invalid parameter; `field` names it."
             ),
+            429: OpenApiResponse(
+                ErrorOutput,
+                description="The caller has its most open streams, or (for a new `clientId`) "
+                "its most stream sessions; retry after `Retry-After` seconds.",
+            ),
             503: OpenApiResponse(ErrorOutput, description="The stream could not be opened."),
         },
     )
@@ -617,13 +633,23 @@ async def _feed_stream(request: HttpRequest, connection: StreamConnection) -> As
 
 
 async def admin_live_feed(request: HttpRequest) -> HttpResponse:
-    """Every event as it is ingested, for a staff member's browser session."""
+    """Every event as it is ingested, for a staff member's browser session allowed to view
+    events (LIVE_FEED_PERMISSION)."""
     user = await request.auser()
-    await sync_to_async(_release_request_connection)()
     if not (user.is_authenticated and user.is_active and user.is_staff):
+        await sync_to_async(_release_request_connection)()
         return errors.json_error(errors.Forbidden("Log in to the admin as staff."))
+    allowed = await user.ahas_perm(LIVE_FEED_PERMISSION)
+    await sync_to_async(_release_request_connection)()
+    if not allowed:
+        return errors.json_error(
+            errors.Forbidden(f"The live feed needs the permission {LIVE_FEED_PERMISSION}.")
+        )
     connection = StreamConnection(
-        session_id=None, connection_id=uuid.uuid4(), session_key=request.session.session_key
+        session_id=None,
+        connection_id=uuid.uuid4(),
+        session_key=request.session.session_key,
+        user_id=user.pk,
     )
     return _stream_response(_feed_stream(request, connection))
 
@@ -705,10 +731,8 @@ class PushTicketCreateApi(APIView):
                 raise errors.NotAuthenticated("The token's user is inactive.")
             valid_until = request.auth.expires.timestamp()
         else:
-            principal = principal_for_user(
-                user=request.user, session_key=request.session.session_key
-            )
-            valid_until = request.session.get_expiry_date().timestamp()
+            principal = principal_for_user(user=request.user, session=request.session)
+            valid_until = principal.expires_at or request.session.get_expiry_date().timestamp()
         issued = stream_ticket_create(principal=principal, valid_until=valid_until)
         return Response(
             PushTicketOutput({"ticket": issued.ticket, "expires_in": issued.expires_in}).data,

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
+from tests import servers
 from tests.streams.support import (
     ingest,
     open_stream,
@@ -37,6 +38,14 @@ def other_connections() -> int:
             " where datname = current_database() and pid <> pg_backend_pid()"
         )
         return int(cursor.fetchone()[0])
+
+
+@pytest.fixture
+def daphne(transactional_db, log_dir):
+    """One principal holds all the streams here: a cap above them."""
+    process = servers.start_daphne(log_dir, NOTIFYHUB_STREAM_MAX_PER_PRINCIPAL=str(STREAMS))
+    yield process
+    process.stop()
 
 
 def test_idle_streams_hold_no_database_connection_and_no_thread(daphne, member):

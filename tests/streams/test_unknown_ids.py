@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def open_with(member, last_event_id):
     return stream_session_open(
-        principal=principal_for_user(user=member.user, session_key=None),
+        principal=principal_for_user(user=member.user, session=None),
         client_id="web",
         kinds=["newMessage"],
         account_ids=[],
