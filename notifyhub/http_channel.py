@@ -144,9 +144,9 @@ class HubHTTPChannel(http.HTTPChannel):
 
     def _await_head(self) -> None:
         self._cancel_head_deadline()
-        self._head_deadline = reactor.callLater(
-            settings.NOTIFYHUB_HTTP_HEAD_TIMEOUT, self._head_late
-        )
+        # zope.interface declares methods without `self`, so mypy shifts their arguments by one.
+        timeout = settings.NOTIFYHUB_HTTP_HEAD_TIMEOUT
+        self._head_deadline = reactor.callLater(timeout, self._head_late)  # type: ignore[arg-type]
 
     def _cancel_head_deadline(self) -> None:
         if self._head_deadline is not None and self._head_deadline.active():
@@ -158,7 +158,7 @@ class HubHTTPChannel(http.HTTPChannel):
         if self.transport is not None:
             # A close, not an abort: the previous response may still be on its way to a slow
             # reader (Twisted's own idle timeout, restored after each request, ends that one).
-            self.transport.loseConnection()
+            self.transport.loseConnection()  # type: ignore[misc]  # zope.interface, as above
 
     def allHeadersReceived(self) -> None:
         self._cancel_head_deadline()

@@ -148,6 +148,8 @@ def _memberships(*, user_id: int | None, application_id: int | None) -> QuerySet
     """A principal's account memberships: a user's, or an application's acting as itself."""
     if user_id is not None:
         return AccountMember.objects.filter(user_id=user_id)
+    if application_id is None:  # a principal is one or the other; neither belongs anywhere
+        return AccountMember.objects.none()
     return AccountMember.objects.filter(user__isnull=True, application_id=application_id)
 
 

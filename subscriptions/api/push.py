@@ -23,7 +23,8 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.core.cache import caches
 from django.db import connections
-from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
+from django.http import HttpRequest, QueryDict, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
@@ -112,7 +113,8 @@ def _release_caches() -> None:
     until it ends (measured: 5000 streams, 4800 Redis connections).
     """
     for alias in caches:
-        cache = getattr(caches._connections, alias, None)
+        # Django's private per-context cache store: no public API drops a cache it created.
+        cache = getattr(caches._connections, alias, None)  # type: ignore[attr-defined]
         if cache is None:
             continue
         client = cache.__dict__.get("_cache")  # the cached_property holding the Redis pools
@@ -428,7 +430,7 @@ def _stream_response(body: AsyncIterator[bytes]) -> EventStreamResponse:
 # Exempt so that any other method meets the JSON 405 below, not a CSRF refusal: a POST here
 # changes nothing, and a GET (what opens a stream) is never checked for CSRF.
 @csrf_exempt
-async def push_subscribe(request: HttpRequest) -> HttpResponse:
+async def push_subscribe(request: HttpRequest) -> HttpResponseBase:
     """`GET /api/push/subscribe`: validate, authenticate and authorize, then stream."""
     try:
         if request.method != "GET":
@@ -632,7 +634,7 @@ async def _feed_stream(request: HttpRequest, connection: StreamConnection) -> As
         hub.detach(connection)
 
 
-async def admin_live_feed(request: HttpRequest) -> HttpResponse:
+async def admin_live_feed(request: HttpRequest) -> HttpResponseBase:
     """Every event as it is ingested, for a staff member's browser session allowed to view
     events (LIVE_FEED_PERMISSION)."""
     user = await request.auser()
