@@ -20,7 +20,6 @@ from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.utils.mediatypes import _MediaType
 from rest_framework.views import APIView
 
 from notifyhub import errors
@@ -50,12 +49,17 @@ class VendorErrorRenderer(JSONRenderer):
 
 
 def _accepts(request: Request, media_type: str) -> bool:
-    """Whether the request's Accept header names `media_type` itself (not through a wildcard)."""
-    wanted = _MediaType(media_type)
+    """Whether the request's Accept header names `media_type` itself (not through a wildcard),
+    with a quality above zero."""
     for item in request.META.get("HTTP_ACCEPT", "").split(","):
-        offered = _MediaType(item.strip())
-        if (offered.main_type, offered.sub_type) == (wanted.main_type, wanted.sub_type):
-            return offered.params.get("q", "1").strip() not in ("0", "0.0", "0.00", "0.000")
+        name, *params = (part.strip() for part in item.split(";"))
+        if name.lower() != media_type:
+            continue
+        quality = next((p.partition("=")[2] for p in params if p.lower().startswith("q=")), "1")
+        try:
+            return float(quality) > 0
+        except ValueError:
+            return True  # an unreadable quality is the default one
     return False
 
 

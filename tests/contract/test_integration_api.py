@@ -181,3 +181,13 @@ def test_release_by_a_client_the_hub_does_not_push_to_is_refused(daphne, consume
     assert response.headers["content-type"] == f"{VENDOR_ERROR}; charset=UTF-8"
     assert response.json()["code"] == "NOT000015"
     assert not redis_client().exists(redis_key("release", consumer.client_id))
+
+
+def test_a_vendor_error_type_refused_with_q_0_gets_the_platform_json(daphne):
+    accept = f"{VENDOR_ERROR};q=0, application/json"
+
+    response = httpx.get(f"{daphne.url}{PULL}", headers=client_headers("not-a-token", accept))
+
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/json"
+    assert set(response.json()) == {"code", "description"}
