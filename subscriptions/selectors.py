@@ -30,7 +30,7 @@ class SubscribersSql:
 
     source: str  # FROM ... WHERE ...: narrow it with `AND s.<column> ...`
     expires_at: str  # the row's end of life: the event's time + `kept_for(s)`
-    order_by: str  # Subscription's ordering, in which the ORM versions inserted the rows
+    order_by: str  # Subscription's ordering (newest first): the order a new event's rows get ids
 
 
 def subscribers_sql(*, integration_retention: timedelta) -> SubscribersSql:

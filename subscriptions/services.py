@@ -124,8 +124,8 @@ def _notifications_routing_statement(
     s = sql_names(Subscription)
     e = sql_names(Event)
     subscribers = subscribers_sql(integration_retention=integration_retention)
-    # ORDER BY: ids (the FIFO order across a client's subscriptions) in Subscription's ordering,
-    # as the ORM version gave them.
+    # ORDER BY: a new event's rows take ids (the FIFO order across a client's subscriptions) in
+    # Subscription's ordering, newest subscription first.
     sql = f"""
         INSERT INTO {n.table} ({n.subscription}, {n.event}, {n.created_at}, {n.expires_at})
         SELECT s.{s.id}, e.{e.id}, e.{e.created_at}, {subscribers.expires_at}

@@ -566,7 +566,7 @@ def bus_publish(message: JSONDict) -> None:
     try:
         redis_publish(bus_channel(), json.dumps(message, separators=(",", ":")))
     except Exception:
-        # The buffer still holds the event: the stream gets it when its client reconnects.
+        # The event log still holds the event: a stream's reconnect replays it from there.
         logger.exception("stream bus publish failed")
 
 
