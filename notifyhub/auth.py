@@ -111,40 +111,41 @@ def _cache_set(checksum: str, info: TokenInfo) -> None:
         logger.warning("token cache unavailable; not caching", exc_info=True)
 
 
-def token_cache_forget(*, checksum: str) -> None:
-    """Drop a token from the shared cache so its revocation counts on the very next request."""
+def tokens_cache_forget(*, checksums: list[str]) -> None:
+    """Drop tokens from the shared cache so a revocation or a change counts on the very next
+    request (one round trip per 500 tokens)."""
+    keys = [_cache_key(checksum) for checksum in checksums]
     try:
-        redis_client().delete(_cache_key(checksum))
+        for start in range(0, len(keys), 500):
+            redis_client().delete(*keys[start : start + 500])
     except redis.RedisError:
-        # The entry outlives revocation by at most NOTIFYHUB_TOKEN_CACHE_TTL seconds.
-        logger.error("could not evict a revoked token from the cache", exc_info=True)
+        # The entries outlive the change by at most NOTIFYHUB_TOKEN_CACHE_TTL seconds.
+        logger.error("could not evict changed tokens from the cache", exc_info=True)
 
 
-def forget_changed_token(sender: type, instance: Any, **kwargs: Any) -> None:
+def forget_changed_token(sender: type, instance: Any, created: bool = False, **kwargs: Any) -> None:
     """post_save and post_delete receiver for DOT's AccessToken: a token that changed (its
-    scope or expiry edited in the admin) or went leaves the cache with it."""
-    token_cache_forget(checksum=instance.token_checksum)
+    scope or expiry edited in the admin) or went leaves the cache with it. A token just issued
+    has no entry yet, so issuing one costs no Redis call."""
+    if not created:
+        tokens_cache_forget(checksums=[instance.token_checksum])
 
 
-def tokens_cache_forget(*, application_id: int | None = None, user_id: int | None = None) -> None:
-    """Drop every token of an application or a user from the cache: what they may do changed
-    (a tenant, an operator grant, a deactivated user)."""
-    tokens = get_access_token_model().objects.all()
-    tokens = tokens.filter(application_id=application_id) if application_id else tokens
-    tokens = tokens.filter(user_id=user_id) if user_id else tokens
-    for checksum in tokens.values_list("token_checksum", flat=True).iterator():
-        token_cache_forget(checksum=checksum)
+def _tokens_of(**owner: int) -> list[str]:
+    tokens = get_access_token_model().objects.filter(**owner)
+    return list(tokens.values_list("token_checksum", flat=True))
 
 
 def forget_changed_application(sender: type, instance: Any, **kwargs: Any) -> None:
-    """post_save receiver for the Application model: its tokens are read again."""
-    tokens_cache_forget(application_id=instance.pk)
+    """post_save receiver for the Application model: its tokens are read again (its tenant or
+    operator grant may have changed)."""
+    tokens_cache_forget(checksums=_tokens_of(application_id=instance.pk))
 
 
 def forget_changed_user(sender: type, instance: Any, **kwargs: Any) -> None:
     """post_save receiver for the user model: a deactivated user's tokens stop at once."""
     if not instance.is_active:
-        tokens_cache_forget(user_id=instance.pk)
+        tokens_cache_forget(checksums=_tokens_of(user_id=instance.pk))
 
 
 def token_validate(raw_token: str) -> TokenInfo | None:
