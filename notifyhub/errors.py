@@ -166,8 +166,8 @@ def hub_error_from(exc: Exception) -> HubError | None:
     return None
 
 
-def error_response(error: HubError) -> Response:
-    """The DRF response carrying one platform error, with the headers its status calls for."""
+def error_headers(error: HubError) -> dict[str, str]:
+    """The headers an error's status calls for, whichever renderer sends it."""
     headers: dict[str, str] = {}
     if error.status == 401:
         headers["WWW-Authenticate"] = WWW_AUTHENTICATE
@@ -175,7 +175,12 @@ def error_response(error: HubError) -> Response:
         headers["WWW-Authenticate"] = f'{WWW_AUTHENTICATE}, error="insufficient_scope"'
     if isinstance(error, Throttled) and error.retry_after is not None:
         headers["Retry-After"] = str(error.retry_after)
-    return Response(error.body(), status=error.status, headers=headers)
+    return headers
+
+
+def error_response(error: HubError) -> Response:
+    """The DRF response carrying one platform error, with the headers its status calls for."""
+    return Response(error.body(), status=error.status, headers=error_headers(error))
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -194,12 +199,8 @@ def is_api_path(path: str) -> bool:
 
 
 def json_error(error: HubError) -> JsonResponse:
-    response = JsonResponse(error.body(), status=error.status)
-    if error.status == 401:
-        response["WWW-Authenticate"] = WWW_AUTHENTICATE
-    if isinstance(error, Throttled) and error.retry_after is not None:
-        response["Retry-After"] = str(error.retry_after)
-    return response
+    """The same error as a plain Django response (handlers, middleware, async views)."""
+    return JsonResponse(error.body(), status=error.status, headers=error_headers(error))
 
 
 _BY_STATUS: dict[int, type[HubError]] = {
