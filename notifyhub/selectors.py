@@ -1,6 +1,6 @@
 """Platform reads: may this token act for that account, what does a credential reach?"""
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model
 
@@ -9,30 +9,31 @@ from notifyhub.models import Account, AccountMember, Application
 from notifyhub.tenancy import Reach
 
 
+def memberships_of(*, user_id: int | None, application_id: int | None) -> QuerySet[AccountMember]:
+    """A principal's account memberships: a user's, or an application's acting as itself (a
+    user token acts as its user; a client-credentials token as its application)."""
+    if user_id is not None:
+        return AccountMember.objects.filter(user_id=user_id)
+    if application_id is None:  # a principal is one or the other; neither belongs anywhere
+        return AccountMember.objects.none()
+    return AccountMember.objects.filter(user__isnull=True, application_id=application_id)
+
+
+def member_account_ids(*, user_id: int | None, application_id: int | None) -> frozenset[str]:
+    """Every account the principal is a member of."""
+    memberships = memberships_of(user_id=user_id, application_id=application_id)
+    return frozenset(memberships.values_list("account_id", flat=True))
+
+
 def account_may_act(*, token: TokenInfo, account_id: str) -> bool:
     """Whether the token's principal is a member of the account (or a hub operator).
 
-    A user token acts as its user; a client-credentials token acts as its application. Being a
-    tenant's administrator is not enough: only members register devices in an account.
+    Being a tenant's administrator is not enough: only members register devices in an account.
     """
     if token.hub_operator:
         return True
-    principal = (
-        Q(user_id=token.user_id)
-        if token.user_id is not None
-        else Q(application_id=token.application_id)
-    )
-    return AccountMember.objects.filter(principal, account_id=account_id).exists()
-
-
-def account_ids_for(*, token: TokenInfo) -> set[str]:
-    """Every account the token's principal is a member of."""
-    principal = (
-        Q(user_id=token.user_id)
-        if token.user_id is not None
-        else Q(application_id=token.application_id)
-    )
-    return set(AccountMember.objects.filter(principal).values_list("account_id", flat=True))
+    memberships = memberships_of(user_id=token.user_id, application_id=token.application_id)
+    return memberships.filter(account_id=account_id).exists()
 
 
 def clients_in_reach(*, reach: Reach) -> QuerySet[Application]:

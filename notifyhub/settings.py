@@ -103,6 +103,7 @@ INSTALLED_APPS = [
     "notifyhub",
     "events",
     "subscriptions",
+    "streams",
     "devices",
 ]
 
@@ -216,7 +217,7 @@ NOTIFYHUB_REDIS_PREFIX = os.environ.get("NOTIFYHUB_REDIS_PREFIX", "notifyhub")
 
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "notifyhub.cache.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": NOTIFYHUB_REDIS_PREFIX,
         "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
@@ -257,7 +258,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": 15,
     },
     "trim-stream-sessions": {
-        "task": "subscriptions.tasks.stream_sessions_trim_task",
+        "task": "streams.tasks.stream_sessions_trim_task",
         "schedule": 60,
     },
     "sweep-device-pushes": {
@@ -361,7 +362,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     # The Push API's stream is an async Django view, not a DRF one: this adds its operation.
-    "PREPROCESSING_HOOKS": ["subscriptions.api.push.push_subscribe_schema_endpoint"],
+    "PREPROCESSING_HOOKS": ["streams.api.push_subscribe_schema_endpoint"],
 }
 
 # --- Events, subscriptions and retention ---
@@ -408,7 +409,7 @@ NOTIFYHUB_STREAM_MAX_SESSIONS_PER_PRINCIPAL = env_int(
     "NOTIFYHUB_STREAM_MAX_SESSIONS_PER_PRINCIPAL", 100, minimum=1
 )
 # Paths served without a thread of their own per request (see notifyhub/asgi.py).
-NOTIFYHUB_STREAM_PATHS = ("/api/push/subscribe", "/admin/subscriptions/streamsession/live/feed")
+NOTIFYHUB_STREAM_PATHS = ("/api/push/subscribe", "/admin/streams/streamsession/live/feed")
 
 # --- Request limits ---
 

@@ -31,6 +31,7 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
     path("", include("events.urls")),
     path("", include("subscriptions.urls")),
+    path("", include("streams.urls")),
     path("", include("devices.urls")),
     # Last: an API path nothing above matched is the platform's JSON 404 at once, with DEBUG on
     # too (Django's debug 404 is an HTML page), and never APPEND_SLASH's redirect, which a POST

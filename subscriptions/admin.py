@@ -1,36 +1,23 @@
 """Operator console for subscriptions and their queues."""
 
 from datetime import timedelta
-from typing import Any
 
-from django.conf import settings
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
-from django.template.response import TemplateResponse
-from django.urls import path, reverse
 from django.utils import timezone
 
 from notifyhub import errors
 from notifyhub.admin import site
-from subscriptions.api.push import admin_live_feed
 from subscriptions.models import (
     Delivery,
     DeliveryAttempt,
     Notification,
-    StreamSession,
     Subscription,
     SubscriptionEventType,
 )
 from subscriptions.redelivery import deliveries_release, deliveries_resend
-from subscriptions.streams import (
-    LIVE_FEED_PERMISSION,
-    stream_holder_silent_before,
-    stream_session_events,
-    stream_sessions_live_filter,
-)
 from subscriptions.webhooks import subscription_rotate_webhook_secret
 
 
@@ -202,112 +189,3 @@ class DeliveryAttemptAdmin(admin.ModelAdmin):
     list_select_related = ("delivery",)
     raw_id_fields = ("delivery",)
     show_full_result_count = False
-
-
-# --- Push API stream sessions and the live events page ---
-
-
-class ConnectedFilter(admin.SimpleListFilter):
-    title = "connected"
-    parameter_name = "connected"
-
-    def lookups(self, request: HttpRequest, model_admin: object) -> list[tuple[str, str]]:
-        return [("yes", "Connected"), ("no", "Disconnected")]
-
-    def queryset(
-        self, request: HttpRequest, queryset: QuerySet[StreamSession]
-    ) -> QuerySet[StreamSession]:
-        # A session whose process stopped heartbeating (killed) is not connected, whatever
-        # the trim task has recorded yet.
-        if self.value() == "yes":
-            return queryset.filter(stream_sessions_live_filter())
-        if self.value() == "no":
-            return queryset.exclude(stream_sessions_live_filter())
-        return queryset
-
-
-@admin.register(StreamSession, site=site)
-class StreamSessionAdmin(admin.ModelAdmin):
-    list_display = (
-        "principal",
-        "client_id",
-        "kinds_list",
-        "filters",
-        "state",
-        "buffered_count",
-    )
-    list_filter = (ConnectedFilter, "principal_kind")
-    search_fields = ("principal", "client_id")
-    list_select_related = ()
-    readonly_fields = [field.name for field in StreamSession._meta.fields]
-    change_list_template = "admin/subscriptions/streamsession/change_list.html"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    @admin.display(description="kinds")
-    def kinds_list(self, session: StreamSession) -> str:
-        return ", ".join(session.kinds)
-
-    @admin.display(description="filters")
-    def filters(self, session: StreamSession) -> str:
-        parts = []
-        if session.account_ids:
-            parts.append("accounts " + ", ".join(session.account_ids))
-        if session.ticket_number:
-            parts.append(f"ticket {session.ticket_number}")
-        return "; ".join(parts) or "-"
-
-    @admin.display(description="state", ordering="disconnected_at")
-    def state(self, session: StreamSession) -> str:
-        if session.connection_id is None:
-            since = (
-                session.disconnected_at.isoformat(timespec="seconds")
-                if session.disconnected_at
-                else "?"
-            )
-            return f"disconnected since {since}"
-        silent_since = session.disconnected_since(
-            silent_before=stream_holder_silent_before(timezone.now())
-        )
-        if silent_since is None:
-            return "connected"
-        # Not recorded yet (the trim task does): its process stopped heartbeating.
-        return f"disconnected since {silent_since.isoformat(timespec='seconds')} (process gone)"
-
-    @admin.display(description="buffered")
-    def buffered_count(self, session: StreamSession) -> int | None:
-        """Events a disconnected session within its window would replay now (a live one has
-        been sent them; one past its window replays nothing)."""
-        now = timezone.now()
-        since = now - settings.NOTIFYHUB_STREAM_RECONNECT_WINDOW
-        disconnected = session.disconnected_since(silent_before=stream_holder_silent_before(now))
-        if disconnected is None:
-            return None
-        if disconnected < since:
-            return 0
-        return stream_session_events(session, after=session.last_sent_event_id, since=since).count()
-
-    def get_urls(self) -> list[Any]:
-        return [
-            path("live/", self.admin_site.admin_view(self.live_view), name="stream-live"),
-            # Not wrapped by admin_view (a sync wrapper): the async feed checks staff and
-            # LIVE_FEED_PERMISSION itself.
-            path("live/feed", admin_live_feed, name="stream-live-feed"),
-            *super().get_urls(),
-        ]
-
-    def live_view(self, request: HttpRequest) -> TemplateResponse:
-        # admin_view checks only is_staff; the page shows every tenant's payloads.
-        if not request.user.has_perm(LIVE_FEED_PERMISSION):
-            raise PermissionDenied
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Live events",
-            "opts": self.model._meta,
-            "feed_url": reverse("admin:stream-live-feed"),
-        }
-        return TemplateResponse(request, "admin/subscriptions/live.html", context)

@@ -60,12 +60,3 @@ def deliveries_sweep_task() -> dict[str, int]:
 
     result = deliveries_sweep()
     return {"unknown": result.unknown, "expired": result.expired, "enqueued": result.enqueued}
-
-
-@shared_task
-def stream_sessions_trim_task() -> int:
-    """Record dead holders' disconnects and forget stream sessions past their retention (beat,
-    every minute)."""
-    from subscriptions.streams import stream_sessions_trim
-
-    return stream_sessions_trim()

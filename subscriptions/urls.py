@@ -7,7 +7,6 @@ from subscriptions.api.notification import (
     SubscriptionDetailApi,
     WebhookSecretRotateApi,
 )
-from subscriptions.api.push import PushTicketCreateApi, push_subscribe
 
 urlpatterns = [
     path("notification/v1/subscriptions", SubscriptionCreateApi.as_view(), name="subscriptions"),
@@ -36,6 +35,4 @@ urlpatterns = [
         IntegrationNotificationNextApi.as_view(),
         name="integration-notifications",
     ),
-    path("api/push/subscribe", push_subscribe, name="push-subscribe"),
-    path("api/push/tickets", PushTicketCreateApi.as_view(), name="push-tickets"),
 ]

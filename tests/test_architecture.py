@@ -123,3 +123,38 @@ def test_there_are_no_import_circles():
 def test_the_cycle_check_finds_a_circle():
     """The check itself can fail: two modules importing each other are one circle."""
     assert cycles({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [["a", "b"]]
+
+
+# docs/architecture.md, "Inside streams/": each module imports only those before it.
+STREAMS_LAYERS = [
+    "streams.models",
+    "streams.messages",
+    "streams.frames",
+    "streams.rules",
+    "streams.principals",
+    "streams.selectors",
+    "streams.services",
+    "streams.tickets",
+    "streams.channels",
+    "streams.receivers",
+    "streams.hub",
+    "streams.connection",
+    "streams.api",
+    "streams.admin",
+    "streams.tasks",
+    "streams.urls",
+]
+
+
+def test_the_streams_modules_import_only_the_layers_below_them():
+    known = modules()
+    assert sorted(name for name in known if name.startswith("streams.")) == sorted(
+        [*STREAMS_LAYERS, "streams.apps"]
+    )
+    upward = [
+        f"{known[name].relative_to(ROOT)}:{line} imports {target}"
+        for position, name in enumerate(STREAMS_LAYERS)
+        for target, line in imports(known[name], deferred=not name.endswith(".tasks"))
+        if target in STREAMS_LAYERS and STREAMS_LAYERS.index(target) >= position and target != name
+    ]
+    assert upward == []

@@ -58,11 +58,11 @@ def test_the_admin_live_page_shows_an_event_as_it_is_ingested(daphne):
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=BROWSER_ARGS)
         try:
             page = browser.new_page()
-            page.goto(f"{daphne.url}/admin/login/?next=/admin/subscriptions/streamsession/live/")
+            page.goto(f"{daphne.url}/admin/login/?next=/admin/streams/streamsession/live/")
             page.fill("#id_username", "op")
             page.fill("#id_password", "pw-operator")
             page.click("input[type=submit]")
-            page.wait_for_url("**/admin/subscriptions/streamsession/live/")
+            page.wait_for_url("**/admin/streams/streamsession/live/")
             sync_api.expect(page.locator("#live-status")).to_have_text("connected")
             event_id = ingest_off_the_loop("newMessage", user_id="maria", text="seen in a browser")
             row = page.locator(f'tr.live-event[data-event-id="{event_id}"]')

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from subscriptions.models import StreamSession
+from streams.models import StreamSession
 from tests import servers
 from tests.streams.support import (
     open_stream,

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.test import Client
 
 from notifyhub.models import Account, AccountMember
-from subscriptions.models import StreamSession
+from streams.models import StreamSession
 from tests import servers
 from tests.conftest import CONSUMER, issue_token
 from tests.streams.support import (

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 from ulid import ULID
 
-from subscriptions.models import StreamSession
+from streams.models import StreamSession
 from tests import servers
 from tests.streams.support import (
     data,

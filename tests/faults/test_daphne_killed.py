@@ -28,9 +28,9 @@ import httpx
 import pytest
 from django.utils import timezone
 
-from subscriptions.models import StreamSession
-from subscriptions.streams import stream_replay_page, stream_sessions_connected_count
-from subscriptions.tasks import stream_sessions_trim_task
+from streams.models import StreamSession
+from streams.selectors import stream_replay_page, stream_sessions_connected_count
+from streams.tasks import stream_sessions_trim_task
 from tests import servers
 from tests.streams.support import (
     Stream,

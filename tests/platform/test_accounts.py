@@ -4,7 +4,7 @@ import pytest
 
 from notifyhub.auth import token_validate
 from notifyhub.models import AccountMember
-from notifyhub.selectors import account_ids_for, account_may_act
+from notifyhub.selectors import account_may_act, member_account_ids
 
 pytestmark = pytest.mark.django_db
 
@@ -22,4 +22,4 @@ def test_a_client_credentials_token_acts_as_its_application(member, consumer):
     assert not account_may_act(token=token, account_id="acme")
     AccountMember.objects.create(account_id="acme", application=consumer.application)
     assert account_may_act(token=token, account_id="acme")
-    assert account_ids_for(token=token) == {"acme"}
+    assert member_account_ids(user_id=None, application_id=token.application_id) == {"acme"}

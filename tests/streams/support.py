@@ -20,7 +20,7 @@ from httpx_sse import EventSource, ServerSentEvent, connect_sse
 from events.models import EventType
 from events.services import event_ingest
 from notifyhub.tenancy import HUB
-from subscriptions.streams import STREAM_KINDS
+from streams.rules import STREAM_KINDS
 
 SUBSCRIBE = "/api/push/subscribe"
 

@@ -13,8 +13,8 @@ from tests.streams.support import ingest
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-LIVE_PAGE = "/admin/subscriptions/streamsession/live/"
-LIVE_FEED = "/admin/subscriptions/streamsession/live/feed"
+LIVE_PAGE = "/admin/streams/streamsession/live/"
+LIVE_FEED = "/admin/streams/streamsession/live/feed"
 
 
 @pytest.fixture

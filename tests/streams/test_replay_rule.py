@@ -9,16 +9,14 @@ import pytest
 from django.utils import timezone
 
 from events.models import Event
+from notifyhub.errors import Forbidden
 from notifyhub.models import Account, AccountMember
-from subscriptions.models import StreamSession
-from subscriptions.streams import (
-    StreamFilter,
-    StreamPrincipal,
-    event_route_of,
-    member_account_ids,
-    stream_session_events,
-    stream_session_open,
-)
+from notifyhub.selectors import member_account_ids
+from streams.messages import event_route_of
+from streams.models import StreamSession
+from streams.principals import StreamPrincipal
+from streams.rules import StreamFilter, stream_session_events
+from streams.services import stream_session_open
 from tests.streams.support import ingest
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -36,22 +34,23 @@ def test_live_routing_and_replay_agree_on_every_event_and_session(member, make_p
         user_id=None,
         application_id=app.application.pk,
     )
+    own_account = {maria: "acme", robot: "beta"}
     shapes = [
-        (["newMessage"], [], ""),
-        (["newMessage", "newNotification"], [], ""),
-        (["accountStatus"], ["acme"], ""),
-        (["accountStatus", "ticket"], ["beta"], ""),
-        (["ticket"], [], "T-1"),
-        (["ticket", "loggedOut"], [], ""),
+        (["newMessage"], False, ""),
+        (["newMessage", "newNotification"], False, ""),
+        (["accountStatus"], True, ""),
+        (["accountStatus", "ticket"], True, ""),
+        (["ticket"], False, "T-1"),
+        (["ticket", "loggedOut"], False, ""),
     ]
-    for n, (principal, (kinds, accounts, ticket)) in enumerate(
+    for n, (principal, (kinds, watches_account, ticket)) in enumerate(
         itertools.product([maria, robot], shapes)
     ):
         stream_session_open(
             principal=principal,
             client_id=f"c{n}",
             kinds=kinds,
-            account_ids=accounts,
+            account_ids=[own_account[principal]] if watches_account else [],
             ticket_number=ticket,
             last_event_id=None,
         )
@@ -99,3 +98,18 @@ def test_live_routing_and_replay_agree_on_every_event_and_session(member, make_p
     }
     assert routed  # the grid routes something, so agreement is not vacuous
     assert replayable == routed
+
+
+def test_a_session_never_watches_an_account_its_principal_is_not_a_member_of(member):
+    Account.objects.create(id="beta", name="Beta")
+    maria = StreamPrincipal(kind="user", name="maria", user_id=member.user.pk, application_id=None)
+    with pytest.raises(Forbidden, match="beta"):
+        stream_session_open(
+            principal=maria,
+            client_id="web",
+            kinds=["accountStatus"],
+            account_ids=["acme", "beta"],
+            ticket_number="",
+            last_event_id=None,
+        )
+    assert not StreamSession.objects.exists()

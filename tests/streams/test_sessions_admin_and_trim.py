@@ -6,16 +6,11 @@ import pytest
 from django.utils import timezone
 
 from events.models import Event
-from subscriptions.models import StreamSession
-from subscriptions.streams import (
-    StreamOpened,
-    StreamPrincipal,
-    stream_replay_page,
-    stream_session_open,
-    stream_sessions_connected_count,
-    stream_sessions_heartbeat,
-)
-from subscriptions.tasks import stream_sessions_trim_task
+from streams.models import StreamSession
+from streams.principals import StreamPrincipal
+from streams.selectors import stream_replay_page, stream_sessions_connected_count
+from streams.services import StreamOpened, stream_session_open, stream_sessions_heartbeat
+from streams.tasks import stream_sessions_trim_task
 from tests.streams.support import ingest
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -53,15 +48,13 @@ def test_the_session_list_shows_principal_kinds_filters_state_and_buffer(operato
     StreamSession.objects.filter(pk=session.pk).update(
         connection_id=None, disconnected_at=timezone.now()
     )
-    content = operator.get("/admin/subscriptions/streamsession/").content.decode()
+    content = operator.get("/admin/streams/streamsession/").content.decode()
     assert "maria" in content
     assert "newMessage, accountStatus" in content
     assert "accounts acme" in content
     assert "disconnected since" in content
     assert '<td class="field-buffered_count">2</td>' in content
-    assert (
-        operator.get(f"/admin/subscriptions/streamsession/{session.pk}/change/").status_code == 200
-    )
+    assert operator.get(f"/admin/streams/streamsession/{session.pk}/change/").status_code == 200
 
 
 def test_the_admin_index_counts_live_streams(operator, member):
@@ -71,14 +64,14 @@ def test_the_admin_index_counts_live_streams(operator, member):
 
 
 def test_the_live_page_renders_an_event_source_on_the_feed(operator):
-    content = operator.get("/admin/subscriptions/streamsession/live/").content.decode()
+    content = operator.get("/admin/streams/streamsession/live/").content.decode()
     assert "new EventSource" in content
-    assert "/admin/subscriptions/streamsession/live/feed" in content
+    assert "/admin/streams/streamsession/live/feed" in content
 
 
 def test_the_live_feed_refuses_non_staff(client, member):
     client.force_login(member.user)
-    response = client.get("/admin/subscriptions/streamsession/live/feed")
+    response = client.get("/admin/streams/streamsession/live/feed")
     assert response.status_code == 403
     assert response.json()["code"] == "NOT000012"
 
@@ -178,7 +171,7 @@ def test_a_silent_holder_is_disconnected_since_its_last_heartbeat_and_keeps_its_
     seen_at = silent_since(session, 5)  # three heartbeats missed, well within the window
 
     assert stream_sessions_connected_count() == 0
-    content = operator.get("/admin/subscriptions/streamsession/?connected=no").content.decode()
+    content = operator.get("/admin/streams/streamsession/?connected=no").content.decode()
     assert "(process gone)" in content
     missed = ingest("newMessage", user_id="maria", n=2)  # still owed: within the window
     assert stream_sessions_trim_task() == 0

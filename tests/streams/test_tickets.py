@@ -8,7 +8,7 @@ from oauth2_provider.models import AccessToken
 
 from notifyhub.auth import token_checksum
 from notifyhub.redis import redis_client, redis_key
-from subscriptions.streams import stream_ticket_redeem
+from streams.tickets import stream_ticket_redeem
 from tests.conftest import CONSUMER, issue_token
 from tests.streams.support import SUBSCRIBE
 

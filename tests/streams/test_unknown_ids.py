@@ -3,8 +3,9 @@ never refused, never sent to the database and never stored."""
 
 import pytest
 
-from subscriptions.models import StreamSession
-from subscriptions.streams import principal_for_user, stream_session_open
+from streams.models import StreamSession
+from streams.principals import principal_for_user
+from streams.services import stream_session_open
 from tests.streams.support import ingest
 
 pytestmark = pytest.mark.django_db(transaction=True)

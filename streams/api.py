@@ -12,18 +12,13 @@ library it uses the SSE framing (`sse_encode_event`) and the same `Last-Event-ID
 (header first, then `?lastEventId=`).
 """
 
-import asyncio
 import logging
-import uuid
-from collections.abc import AsyncIterator, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
-from django.core.cache import caches
-from django.db import connections
-from django.http import HttpRequest, QueryDict, StreamingHttpResponse
+from django.http import HttpRequest, QueryDict
 from django.http.response import HttpResponseBase
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
@@ -39,95 +34,27 @@ from rest_framework.views import APIView
 from notifyhub import errors
 from notifyhub.auth import BearerTokenAuthentication, TokenInfo, token_validate
 from notifyhub.openapi import ErrorOutput, HubAutoSchema
-from subscriptions.streamhub import StreamConnection, hub
-from subscriptions.streams import (
-    LIVE_FEED_PERMISSION,
-    REPLAY_PAGE_SIZE,
-    STREAM_KINDS,
-    StreamFilter,
-    StreamOpened,
+from streams.connection import (
+    EventStreamResponse,
+    db_burst,
+    release_request_connection,
+    session_stream,
+)
+from streams.hub import StreamConnection
+from streams.principals import (
     StreamPrincipal,
-    event_frame,
-    member_account_ids,
     principal_for_token,
     principal_for_user,
-    stream_event_frame,
     stream_principal_active,
-    stream_replay_page,
-    stream_session_close,
-    stream_session_open,
-    stream_session_position,
-    stream_ticket_create,
-    stream_ticket_redeem,
 )
+from streams.rules import STREAM_KINDS
+from streams.services import StreamOpened, stream_session_open
+from streams.tickets import stream_ticket_create, stream_ticket_redeem
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
 
 OLDEST_HEADER = "Stream-Oldest-Event-ID"
-KEEP_ALIVE = b": keep-alive\n\n"
-TAKEOVER_WAIT = 2.0
-_background: set[asyncio.Task[Any]] = set()
-_REQUEST_HEAVY = (
-    "META",
-    "headers",
-    "GET",
-    "POST",
-    "COOKIES",
-    "FILES",
-    "session",
-    "user",
-    "auser",
-    "_messages",
-    "resolver_match",
-    "_stream",
-    "csrf_processing_done",
-    "_cached_user",
-)
-
-
-def _frame(kind: str, data: dict[str, Any], event_id: str | None = None) -> bytes:
-    return event_frame(kind, data, event_id).encode()
-
-
-async def db_burst(function: Callable[..., T], /, **kwargs: Any) -> T:
-    """Run `function` on the shared thread pool and close its connection afterwards, so an idle
-    stream holds neither a thread nor a database connection between bursts."""
-
-    def run() -> T:
-        try:
-            return function(**kwargs)
-        finally:
-            connections.close_all()
-            _release_caches()
-
-    return await sync_to_async(run, thread_sensitive=False)()
-
-
-def _release_caches() -> None:
-    """Drop the caches this request's context created (the token cache, in auth).
-
-    Django keeps cache objects per async context, not per thread, and its Redis backend never
-    closes its pool: without this, every open stream would hold a Redis connection of its own
-    until it ends (measured: 5000 streams, 4800 Redis connections).
-    """
-    for alias in caches:
-        # Django's private per-context cache store: no public API drops a cache it created.
-        cache = getattr(caches._connections, alias, None)  # type: ignore[attr-defined]
-        if cache is None:
-            continue
-        client = cache.__dict__.get("_cache")  # the cached_property holding the Redis pools
-        for pool in getattr(client, "_pools", {}).values():
-            pool.disconnect()
-        del caches[alias]
-
-
-def _release_request_connection() -> None:
-    connections.close_all()
-
-
-# --- Parameters ---
 
 
 def _values(query: QueryDict, *names: str) -> list[str] | None:
@@ -206,9 +133,6 @@ class StreamParams:
         self.last_event_id = last_event_id
 
 
-# --- Who is listening ---
-
-
 def _principal_for_bearer(raw: str) -> StreamPrincipal:
     info = token_validate(raw)
     if info is None:
@@ -247,7 +171,7 @@ async def _authenticate(request: HttpRequest, client_id: str | None) -> StreamPr
         # Reads the session's stored expiry: its stream ends then.
         return await sync_to_async(_session_principal)(user, request.session)
     # Loading the session ran on the shared sync thread; do not leave it holding a connection.
-    await sync_to_async(_release_request_connection)()
+    await sync_to_async(release_request_connection)()
     raise errors.NotAuthenticated()
 
 
@@ -255,7 +179,7 @@ def _session_principal(user: Any, session: Any) -> StreamPrincipal:
     try:
         return principal_for_user(user=user, session=session)
     finally:
-        _release_request_connection()
+        release_request_connection()
 
 
 def _open(
@@ -264,19 +188,14 @@ def _open(
     from_ticket: bool,
     params: "StreamParams | None",
     params_error: errors.HubError | None,
-) -> tuple[StreamPrincipal, StreamOpened, StreamFilter]:
+) -> tuple[StreamPrincipal, StreamOpened]:
     """One database burst: authenticate a bearer token (or check that a ticket's credential
-    still stands), then (401 before 422 before 403) validate, authorize the accounts and open
-    the session."""
+    still stands), then (401 before 422 before 403) validate and open the session."""
     principal = _principal_for_bearer(who) if isinstance(who, str) else who
     if from_ticket and not stream_principal_active(principal=principal):
         raise errors.NotAuthenticated("The ticket's token or session has ended.")
     if params_error is not None or params is None:
         raise params_error or errors.Unprocessable()
-    allowed = member_account_ids(user_id=principal.user_id, application_id=principal.application_id)
-    refused = [account for account in params.account_ids if account not in allowed]
-    if refused:
-        raise errors.Forbidden(f"accountIds: you may not watch account {refused[0]!r}")
     opened = stream_session_open(
         principal=principal,
         client_id=params.client_id,
@@ -285,146 +204,7 @@ def _open(
         ticket_number=params.ticket_number,
         last_event_id=params.last_event_id,
     )
-    stream_filter = StreamFilter(
-        principal=principal.name,
-        user_id=principal.user_id,
-        application_id=principal.application_id,
-        kinds=frozenset(params.kinds),
-        account_ids=frozenset(params.account_ids),
-        ticket_number=params.ticket_number,
-        member_of=allowed,
-    )
-    return principal, opened, stream_filter
-
-
-# --- The stream ---
-
-
-def _schedule(coroutine: Any) -> None:
-    task = asyncio.get_running_loop().create_task(coroutine)
-    _background.add(task)
-    task.add_done_callback(_background.discard)
-
-
-async def _close_session(session_id: int, connection: StreamConnection, last_sent: str) -> None:
-    try:
-        held = await db_burst(
-            stream_session_close,
-            session_id=session_id,
-            connection_id=connection.connection_id,
-            last_sent_event_id=last_sent,
-        )
-        if not held:
-            await hub.publish({"t": "released", "session": session_id})
-    except Exception:
-        logger.exception("could not record the end of stream session %s", session_id)
-
-
-async def _live(connection: StreamConnection, last_sent: str) -> AsyncIterator[tuple[bytes, str]]:
-    """(frame, event id) pairs from the inbox, keep-alives included, until told to close."""
-    while True:
-        what, value = await connection.next()
-        if what == "event":
-            event_id, frame = value
-            # Already sent by the replay (the inbox fills while the log is read).
-            if event_id <= last_sent:
-                continue
-            last_sent = event_id
-            yield frame, event_id
-        elif what == "keepalive":
-            yield KEEP_ALIVE, ""
-        elif what == "logout":
-            yield _frame("loggedOut", {"type": "loggedOut", "reason": value}), ""
-            return
-        else:
-            return
-
-
-async def _take_over(connection: StreamConnection, opened: StreamOpened, last_sent: str) -> str:
-    """Close the session's other connection; without a Last-Event-ID, wait briefly for it to
-    record how far it got, so the replay starts there and repeats nothing."""
-    if opened.position_from_session:
-        connection.released = asyncio.Event()
-    await hub.publish(
-        {"t": "takeover", "session": opened.session_id, "connection": str(connection.connection_id)}
-    )
-    if connection.released is None:
-        return last_sent
-    try:
-        # A connection in a process that died never answers: then replay from what is known.
-        async with asyncio.timeout(TAKEOVER_WAIT):
-            await connection.released.wait()
-    except TimeoutError:
-        logger.info(
-            "stream session %s: no answer from the connection taken over", opened.session_id
-        )
-    finally:
-        connection.released = None
-    recorded = await db_burst(stream_session_position, session_id=opened.session_id)
-    return max(last_sent, recorded)
-
-
-def _forget_request(request: HttpRequest) -> None:
-    """Let go of what the request parsed: Django's handler keeps the request until the stream
-    ends, and nothing reads it once the response has started."""
-    for name in _REQUEST_HEAVY:
-        request.__dict__.pop(name, None)
-
-
-async def _session_stream(
-    request: HttpRequest, connection: StreamConnection, opened: StreamOpened
-) -> AsyncIterator[bytes]:
-    last_sent = opened.replay_after
-    # Runs once the middleware has finished with the request and the headers are sent.
-    _forget_request(request)
-    try:
-        retry = f"retry: {settings.NOTIFYHUB_STREAM_RETRY_MS}\n"
-        if opened.reset:
-            # The first frame says the position is lost; it has no id, so the client's
-            # Last-Event-ID stays unset until the first fresh event.
-            data = {"type": "reset", "oldest_event_id": opened.oldest_event_id}
-            yield (retry + event_frame("reset", data)).encode()
-        else:
-            yield (retry + "\n").encode()
-        await hub.attach(connection)
-        if opened.took_over:
-            last_sent = await _take_over(connection, opened, last_sent)
-        while True:
-            page = await db_burst(stream_replay_page, session_id=opened.session_id, after=last_sent)
-            for event in page:
-                last_sent = event["id"]
-                yield stream_event_frame(event).encode()
-            if len(page) < REPLAY_PAGE_SIZE:
-                break
-        async for frame, event_id in _live(connection, last_sent):
-            if event_id:
-                last_sent = event_id
-            yield frame
-    except Exception:
-        # Never let an exception escape once the status is sent: it would end daphne's
-        # connection-reaping loop. The client reconnects and resumes from the event log.
-        logger.exception("stream of session %s failed", opened.session_id)
-    finally:
-        hub.detach(connection)
-        # Not awaited here: the generator may be closing because its task was cancelled.
-        _schedule(_close_session(opened.session_id, connection, last_sent))
-
-
-class EventStreamResponse(StreamingHttpResponse):
-    """A `text/event-stream` response whose body is already encoded frames (one bytes object
-    shared by every stream a fan-out reaches). `frames` lets notifyhub.asgi's stream handler
-    send them as they come, without Django's per-chunk re-wrapping; any other server (the test
-    client) streams it as the StreamingHttpResponse it is."""
-
-    def __init__(self, frames: AsyncIterator[bytes]) -> None:
-        super().__init__(frames, content_type="text/event-stream")
-        self.frames = frames
-        self["Cache-Control"] = "no-cache"
-        self["X-Accel-Buffering"] = "no"
-
-
-def _stream_response(body: AsyncIterator[bytes]) -> EventStreamResponse:
-    return EventStreamResponse(body)
+    return principal, opened
 
 
 # Exempt so that any other method meets the JSON 405 below, not a CSRF refusal: a POST here
@@ -443,7 +223,7 @@ async def push_subscribe(request: HttpRequest) -> HttpResponseBase:
             params_error = error
         # A 401 still comes before the 422 (the parameters' error waits in `_open`).
         who = await _authenticate(request, params.client_id if params else None)
-        principal, opened, stream_filter = await db_burst(
+        principal, opened = await db_burst(
             _open,
             who=who,
             from_ticket=bool(request.GET.get("ticket")),
@@ -458,19 +238,17 @@ async def push_subscribe(request: HttpRequest) -> HttpResponseBase:
     connection = StreamConnection(
         session_id=opened.session_id,
         connection_id=opened.connection_id,
-        filter=stream_filter,
+        filter=opened.filter,
         token_id=principal.token_id,
         session_key=principal.session_key,
         user_id=principal.user_id,
         expires_at=principal.expires_at,
     )
-    response = _stream_response(_session_stream(request, connection, opened))
+    response = EventStreamResponse(session_stream(request, connection, opened))
     if opened.reset:
         response[OLDEST_HEADER] = opened.oldest_event_id
     return response
 
-
-# --- The schema (drf-spectacular sees DRF views only) ---
 
 # The contract's own words (docs: the contract's PushApi), then what notifyhub adds.
 CLIENT_ID_TEXT = (
@@ -481,6 +259,7 @@ CLIENT_ID_TEXT = (
     "few minutes after the connection timeout. After that window, any enqueued events are "
     "discarded."
 )
+
 KINDS_TEXT = (
     "The event kinds for which the client desires to subscribe Possible values for each array "
     "element are: * accountStatus: The account status (balance, reserved amount, etc) has "
@@ -488,19 +267,23 @@ KINDS_TEXT = (
     "on the user's inbox * newNotification: New received notification * ticket: A ticket "
     "status has changed. Comma-separated (`kinds=a,b`) or repeated (`kinds=a&kinds=b`)."
 )
+
 ACCOUNT_IDS_TEXT = (
     "When subscribing to `accountStatus` events, this parameter must be informed to select the "
     "accounts to be watched for. Each must be an account the caller is a member of (else 403)."
 )
+
 TICKET_NUMBER_TEXT = (
     "When subscribing to `ticket` events, this parameter can be used to filter which ticket to "
     "monitor."
 )
+
 LAST_EVENT_ID_TEXT = (
     "The last received event id, in case of reconnections. May also be passed as the standard "
     "header `Last-Event-ID`. An id the hub does not know (or no longer keeps) opens the stream "
     "with a `reset` frame first, and it starts at the newest event."
 )
+
 SUBSCRIBE_DESCRIPTION = """Returns an event stream of server-sent events.
 
 Each event is one frame: `id:` the event's id (a ULID), `event:` its kind, `data:` the payload the
@@ -615,48 +398,6 @@ def push_subscribe_schema_endpoint(
     stream's operation is added here, described by PushSubscribeApi."""
     path = reverse("push-subscribe")
     return [*endpoints, (path, path.lstrip("/"), "GET", PushSubscribeApi.as_view())]
-
-
-# --- The admin's live page feed (every event, for operators) ---
-
-
-async def _feed_stream(request: HttpRequest, connection: StreamConnection) -> AsyncIterator[bytes]:
-    _forget_request(request)
-    try:
-        yield f"retry: {settings.NOTIFYHUB_STREAM_RETRY_MS}\n\n".encode()
-        await hub.attach(connection)
-        # The hub sends feeds unnamed ("message") frames: the page shows every type.
-        async for frame, _ in _live(connection, ""):
-            yield frame
-    except Exception:
-        logger.exception("admin live feed failed")
-    finally:
-        hub.detach(connection)
-
-
-async def admin_live_feed(request: HttpRequest) -> HttpResponseBase:
-    """Every event as it is ingested, for a staff member's browser session allowed to view
-    events (LIVE_FEED_PERMISSION)."""
-    user = await request.auser()
-    if not (user.is_authenticated and user.is_active and user.is_staff):
-        await sync_to_async(_release_request_connection)()
-        return errors.json_error(errors.Forbidden("Log in to the admin as staff."))
-    allowed = await user.ahas_perm(LIVE_FEED_PERMISSION)
-    await sync_to_async(_release_request_connection)()
-    if not allowed:
-        return errors.json_error(
-            errors.Forbidden(f"The live feed needs the permission {LIVE_FEED_PERMISSION}.")
-        )
-    connection = StreamConnection(
-        session_id=None,
-        connection_id=uuid.uuid4(),
-        session_key=request.session.session_key,
-        user_id=user.pk,
-    )
-    return _stream_response(_feed_stream(request, connection))
-
-
-# --- Tickets ---
 
 
 class PushTicketOutput(serializers.Serializer):

@@ -7,7 +7,6 @@ so a session whose process is killed outright is known to be disconnected.
 """
 
 import asyncio
-import json
 import logging
 import time
 import uuid
@@ -21,17 +20,18 @@ from django.conf import settings
 from django.db import connections
 
 from notifyhub.redis import redis_client
-from subscriptions.streams import (
+from notifyhub.selectors import member_account_ids
+from streams.frames import admin_feed_frame, stream_event_frame
+from streams.messages import (
+    BusMessage,
     EventRoute,
-    StreamEvent,
-    StreamFilter,
-    admin_feed_frame,
-    browser_session_expires_at,
     bus_channel,
-    member_account_ids,
-    stream_event_frame,
-    stream_sessions_heartbeat,
+    bus_encode,
+    bus_message_parse,
 )
+from streams.principals import browser_session_expires_at
+from streams.rules import StreamFilter
+from streams.services import stream_sessions_heartbeat
 
 logger = logging.getLogger(__name__)
 
@@ -208,9 +208,9 @@ class StreamHub:
             _unindex(self._by_account, account_id, connection)
 
     def _targets(self, route: EventRoute) -> list[StreamConnection]:
-        candidates = set(self._by_principal.get(route.user_id or "", ()))
-        if route.account_id:
-            candidates |= self._by_account.get(route.account_id, set())
+        candidates = set(self._by_principal.get(route["user_id"] or "", ()))
+        if route["account_id"]:
+            candidates |= self._by_account.get(route["account_id"], set())
         return [c for c in candidates if c.filter is not None and c.filter.matches(route)]
 
     async def _reload_members(self, user_id: int | None, application_id: int | None) -> None:
@@ -240,11 +240,11 @@ class StreamHub:
                 connection.filter = replace(connection.filter, member_of=member_of)
                 self._index(connection)
 
-    async def publish(self, message: dict[str, Any]) -> None:
+    async def publish(self, message: BusMessage) -> None:
         """Publish from a request (takeover, release). Through the process's sync client, which
         is bound to no event loop: in-process callers such as the test client run each request
         on a loop of its own, and an asyncio client's connections cannot move between loops."""
-        payload = json.dumps(message, separators=(",", ":"))
+        payload = bus_encode(message)
         await sync_to_async(redis_client().publish, thread_sensitive=False)(bus_channel(), payload)
 
     async def _listen(self) -> None:
@@ -255,7 +255,9 @@ class StreamHub:
                 self._ready.set()
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
-                        self.dispatch(json.loads(message["data"]))
+                        parsed = bus_message_parse(message["data"])
+                        if parsed is not None:
+                            self.dispatch(parsed)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -303,13 +305,12 @@ class StreamHub:
                 if connection in self._all:
                     connection.offer(("close", "lost"))
 
-    def dispatch(self, message: dict[str, Any]) -> None:
+    def dispatch(self, message: BusMessage) -> None:
         """Hand one bus message to the streams it concerns (never raises)."""
         try:
-            kind = message.get("t")
-            if kind == "event":
-                event: StreamEvent = message["event"]
-                targets = self._targets(EventRoute(**message["route"]))
+            if message["t"] == "event":
+                event = message["event"]
+                targets = self._targets(message["route"])
                 # Encoded once per process, to bytes, not once per stream: fan-out to a thousand
                 # streams then costs a thousand queue puts and socket writes, not a thousand
                 # dumps() and encode()s.
@@ -321,37 +322,38 @@ class StreamHub:
                     item = ("event", (event["id"], admin_feed_frame(event).encode()))
                     for feed in self._feeds:
                         feed.offer(item)
-            elif kind == "takeover":
+            elif message["t"] == "takeover":
                 for connection in self._by_session.get(message["session"], ()):
                     if str(connection.connection_id) != message["connection"]:
                         connection.offer(("close", "takeover"))
-            elif kind == "released":
+            elif message["t"] == "released":
                 for connection in self._by_session.get(message["session"], ()):
                     if connection.released is not None:
                         connection.released.set()
-            elif kind == "members":
+            elif message["t"] == "members":
                 reload = self._reload_members(message["user_id"], message["application_id"])
                 task = asyncio.get_running_loop().create_task(reload)
                 self._reloads.add(task)
                 task.add_done_callback(self._reloads.discard)
-            elif kind == "logout":
-                token_id, session_key = message.get("token_id"), message.get("session_key")
-                user_id = message.get("user_id")
-                if token_id is not None:
-                    reason = "token_revoked"
-                elif user_id is not None:
-                    reason = "user_deactivated"
-                else:
-                    reason = "logout"
-                for connection in self._all:
-                    if (
-                        (token_id is not None and connection.token_id == token_id)
-                        or (session_key and connection.session_key == session_key)
-                        or (user_id is not None and connection.user_id == user_id)
-                    ):
-                        connection.offer(("logout", reason))
+            elif message["t"] == "logout":
+                self._logout(message["token_id"], message["session_key"], message["user_id"])
         except Exception:
-            logger.exception("bad stream bus message: %r", message)
+            logger.exception("could not dispatch a stream bus message: %r", message)
+
+    def _logout(self, token_id: int | None, session_key: str | None, user_id: int | None) -> None:
+        if token_id is not None:
+            reason = "token_revoked"
+        elif user_id is not None:
+            reason = "user_deactivated"
+        else:
+            reason = "logout"
+        for connection in self._all:
+            if (
+                (token_id is not None and connection.token_id == token_id)
+                or (session_key and connection.session_key == session_key)
+                or (user_id is not None and connection.user_id == user_id)
+            ):
+                connection.offer(("logout", reason))
 
 
 def _unindex(
