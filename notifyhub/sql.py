@@ -19,3 +19,14 @@ def sql_names(model: type[Model]) -> SimpleNamespace:
     for field in model._meta.concrete_fields:
         setattr(names, field.name, quote(field.column or field.name))
     return names
+
+
+def sql_constant(value: str) -> str:
+    """A model constant (a `TextChoices` member) as an SQL string literal.
+
+    Written into the statement rather than passed as a parameter where a partial index's
+    condition names it: with server-side binding a prepared statement gets a generic plan,
+    and PostgreSQL can only match `status = 'pending'` to an index `WHERE status = 'pending'`
+    when the value is in the SQL.
+    """
+    return "'" + str(value).replace("'", "''") + "'"

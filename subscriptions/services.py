@@ -209,12 +209,13 @@ def _claim_page_postgresql(
         .values("id", "notification_page_size", "retention", "pages_read")
         .query.sql_with_params()
     )
-    notification = Notification._meta.db_table
-    subscription = Subscription._meta.db_table
-    event = Event._meta.db_table
-    item = notification_page_item_sql(
-        event="e", queued="c", expires_at="c.created_at + (SELECT retention FROM visible)"
-    )
+    n = sql_names(Notification)
+    s = sql_names(Subscription)
+    e = sql_names(Event)
+    expires_at = f"c.{n.created_at} + (SELECT {s.retention} FROM visible)"  # noqa: S608
+    item = notification_page_item_sql(event="e", queued="c", expires_at=expires_at)
+    # - `visible` is the ORM's query of the subscription's row: its columns are named as the
+    #   table's, so `s.<field>` names them too.
     # - `picked` names the subscription by the literal id, not through `visible`, so the planner
     #   knows which queue it reads (and walks notification_queue_order); EXISTS gates it, so a
     #   foreign caller never scans, locks or deletes anything.
@@ -233,42 +234,43 @@ def _claim_page_postgresql(
     sql = f"""
         WITH visible AS ({visible_sql}),
         picked AS (
-            SELECT id FROM {notification}
-            WHERE subscription_id = %s AND EXISTS (SELECT FROM visible)
-                AND created_at > %s - (SELECT retention FROM visible)
-            ORDER BY id
-            LIMIT coalesce(%s, (SELECT notification_page_size FROM visible))
+            SELECT {n.id} FROM {n.table}
+            WHERE {n.subscription} = %s AND EXISTS (SELECT FROM visible)
+                AND {n.created_at} > %s - (SELECT {s.retention} FROM visible)
+            ORDER BY {n.id}
+            LIMIT coalesce(%s, (SELECT {s.notification_page_size} FROM visible))
             FOR UPDATE SKIP LOCKED
         ),
         stale AS (
-            SELECT id FROM {notification}
-            WHERE subscription_id = %s AND EXISTS (SELECT FROM visible)
-                AND (SELECT pages_read FROM visible) %% {_STALE_EVERY} = 0
-                AND created_at <= %s - (SELECT retention FROM visible)
-                AND id < coalesce((SELECT min(id) FROM picked), 9223372036854775807)
-            ORDER BY id
+            SELECT {n.id} FROM {n.table}
+            WHERE {n.subscription} = %s AND EXISTS (SELECT FROM visible)
+                AND (SELECT {s.pages_read} FROM visible) %% {_STALE_EVERY} = 0
+                AND {n.created_at} <= %s - (SELECT {s.retention} FROM visible)
+                AND {n.id} < coalesce((SELECT min({n.id}) FROM picked), 9223372036854775807)
+            ORDER BY {n.id}
             LIMIT {_STALE_BATCH}
             FOR UPDATE SKIP LOCKED
         ),
         dropped AS (
-            DELETE FROM {notification} WHERE id = ANY (ARRAY (SELECT id FROM stale))
+            DELETE FROM {n.table} WHERE {n.id} = ANY (ARRAY (SELECT {n.id} FROM stale))
         ),
         claimed AS (
-            DELETE FROM {notification} WHERE id = ANY (ARRAY (SELECT id FROM picked))
-            RETURNING id, event_id, created_at
+            DELETE FROM {n.table} WHERE {n.id} = ANY (ARRAY (SELECT {n.id} FROM picked))
+            RETURNING {n.id}, {n.event}, {n.created_at}
         ),
         touched AS (
-            UPDATE {subscription} AS s
-            SET pages_read = s.pages_read + 1, last_request_date = %s
-            FROM visible WHERE s.id = visible.id
-            RETURNING s.pages_read
+            UPDATE {s.table} AS s
+            SET {s.pages_read} = s.{s.pages_read} + 1, {s.last_request_date} = %s
+            FROM visible WHERE s.{s.id} = visible.{s.id}
+            RETURNING s.{s.pages_read}
         )
-        SELECT touched.pages_read, page.size, page.results
+        SELECT touched.{s.pages_read}, page.size, page.results
         FROM touched, (
-            SELECT count(*) AS size, coalesce(json_agg({item} ORDER BY c.id), '[]')::text AS results
-            FROM claimed AS c JOIN {event} AS e ON e.id = c.event_id
+            SELECT count(*) AS size,
+                coalesce(json_agg({item} ORDER BY c.{n.id}), '[]')::text AS results
+            FROM claimed AS c JOIN {e.table} AS e ON e.{e.id} = c.{n.event}
         ) AS page
-    """  # noqa: S608 - the SQL is built by the ORM and from our models' table names
+    """  # noqa: S608 - the SQL is built by the ORM and from our models' names (notifyhub.sql)
     params = [*visible_params, pk, now, size, pk, now, now]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -344,42 +346,43 @@ def _claim_next_postgresql(*, client_id: str) -> ClaimedNotification | None:
     row stays with the paged read that holds it.
     """
     now = timezone.now()
-    notification = Notification._meta.db_table
-    subscription = Subscription._meta.db_table
-    event = Event._meta.db_table
+    n = sql_names(Notification)
+    s = sql_names(Subscription)
+    e = sql_names(Event)
     # `mine` is a subquery, not a join: FOR UPDATE must lock only queue rows, never the
     # subscription rows that the same statement updates (PostgreSQL would then skip them as
     # "updated by self").
+    mine = f"{n.subscription} IN (SELECT {s.id} FROM {s.table} WHERE {s.client_id} = %s)"  # noqa: S608
     sql = f"""
         WITH fifo_lock AS MATERIALIZED (SELECT pg_advisory_xact_lock(%s, hashtext(%s))),
         picked AS (
-            SELECT id, event_id FROM {notification}
-            WHERE subscription_id IN (SELECT id FROM {subscription} WHERE client_id = %s)
-                AND expires_at > %s AND EXISTS (SELECT FROM fifo_lock)
-            ORDER BY id
+            SELECT {n.id}, {n.event} FROM {n.table}
+            WHERE {mine} AND {n.expires_at} > %s AND EXISTS (SELECT FROM fifo_lock)
+            ORDER BY {n.id}
             LIMIT 1
             FOR UPDATE SKIP LOCKED
         ),
         siblings AS (
-            SELECT id FROM {notification}
-            WHERE event_id = (SELECT event_id FROM picked)
-                AND id <> (SELECT id FROM picked)
-                AND subscription_id IN (SELECT id FROM {subscription} WHERE client_id = %s)
+            SELECT {n.id} FROM {n.table}
+            WHERE {n.event} = (SELECT {n.event} FROM picked)
+                AND {n.id} <> (SELECT {n.id} FROM picked)
+                AND {mine}
             FOR UPDATE SKIP LOCKED
         ),
         dropped AS (
-            DELETE FROM {notification} WHERE id = ANY (ARRAY (SELECT id FROM siblings))
+            DELETE FROM {n.table} WHERE {n.id} = ANY (ARRAY (SELECT {n.id} FROM siblings))
         ),
         claimed AS (
-            DELETE FROM {notification} WHERE id = (SELECT id FROM picked)
-            RETURNING id, event_id, created_at, expires_at
+            DELETE FROM {n.table} WHERE {n.id} = (SELECT {n.id} FROM picked)
+            RETURNING {n.id}, {n.event}, {n.created_at}, {n.expires_at}
         ),
         touched AS (
-            UPDATE {subscription} SET last_request_date = %s WHERE client_id = %s
+            UPDATE {s.table} SET {s.last_request_date} = %s WHERE {s.client_id} = %s
         )
-        SELECT c.id, c.event_id, e.type_id, e.payload, c.created_at, c.expires_at
-        FROM claimed AS c JOIN {event} AS e ON e.id = c.event_id
-    """  # noqa: S608 - built from our models' table names
+        SELECT c.{n.id}, c.{n.event}, e.{e.type}, e.{e.payload}, c.{n.created_at},
+            c.{n.expires_at}
+        FROM claimed AS c JOIN {e.table} AS e ON e.{e.id} = c.{n.event}
+    """  # noqa: S608 - built from our models' names (notifyhub.sql)
     params: list[Any] = [_FIFO_LOCK_SPACE, client_id, client_id, now, client_id, now, client_id]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

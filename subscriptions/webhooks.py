@@ -37,7 +37,7 @@ from notifyhub.http import (
     pooled_client,
 )
 from notifyhub.outbox import Retries, backoff_seconds, retry_after_seconds
-from notifyhub.sql import sql_names
+from notifyhub.sql import sql_constant, sql_names
 from subscriptions.messages import integration_message
 from subscriptions.models import (
     Delivery,
@@ -199,9 +199,18 @@ def _claim(
     transaction starts IMMEDIATE, which serialises writers.
     """
     if connection.vendor == "postgresql":
-        return _claim_in_one_statement(
+        return _claim_postgresql(
             free=free, only_ids=only_ids, busy=busy, per_subscription=per_subscription
         )
+    return _claim_portable(
+        free=free, only_ids=only_ids, busy=busy, per_subscription=per_subscription
+    )
+
+
+def _claim_portable(
+    *, free: int, only_ids: list[int] | None, busy: Counter[uuid.UUID], per_subscription: int
+) -> list[int]:
+    """`_claim` on any database, through the ORM (the twin of `_claim_postgresql`)."""
     now = timezone.now()
     full = [subscription for subscription, count in busy.items() if count >= per_subscription]
     with transaction.atomic():
@@ -231,38 +240,52 @@ def _claim(
     return chosen
 
 
-_CLAIM_SQL = """
-WITH candidates AS (
-    SELECT id, subscription_id, next_attempt_at FROM {table}
-    WHERE status = 'pending' AND next_attempt_at <= %(now)s AND expires_at > %(now)s
-      AND (%(only)s::bigint[] IS NULL OR id = ANY(%(only)s::bigint[]))
-    ORDER BY next_attempt_at
-    LIMIT %(scan)s
-    FOR UPDATE SKIP LOCKED
-), ranked AS (
-    SELECT candidates.id, candidates.next_attempt_at,
-           row_number() OVER (PARTITION BY candidates.subscription_id ORDER BY candidates.id)
-               AS rank,
-           COALESCE(room.slots, %(per_subscription)s) AS slots
-    FROM candidates
-    LEFT JOIN unnest(%(busy_ids)s::uuid[], %(busy_room)s::int[]) AS room(subscription_id, slots)
-        ON room.subscription_id = candidates.subscription_id
-), chosen AS (
-    SELECT id FROM ranked WHERE rank <= slots ORDER BY next_attempt_at LIMIT %(free)s
-)
-UPDATE {table} AS delivery
-SET status = 'sending', claimed_at = %(now)s, attempts = delivery.attempts + 1
-FROM chosen
-WHERE delivery.id = chosen.id AND delivery.status = 'pending'
-RETURNING delivery.id, delivery.subscription_id
-"""
+@functools.cache
+def _claim_sql() -> str:
+    """`_claim_postgresql`'s statement, its names from the models (built once)."""
+    d = sql_names(Delivery)
+    # The statuses in the SQL, not as parameters: the candidates' scan must match the partial
+    # index delivery_due (sql_constant says why).
+    pending = sql_constant(Delivery.Status.PENDING)
+    sending = sql_constant(Delivery.Status.SENDING)
+    return f"""
+        WITH candidates AS (
+            SELECT {d.id}, {d.subscription}, {d.next_attempt_at} FROM {d.table}
+            WHERE {d.status} = {pending}
+              AND {d.next_attempt_at} <= %(now)s AND {d.expires_at} > %(now)s
+              AND (%(only)s::bigint[] IS NULL OR {d.id} = ANY(%(only)s::bigint[]))
+            ORDER BY {d.next_attempt_at}
+            LIMIT %(scan)s
+            FOR UPDATE SKIP LOCKED
+        ), ranked AS (
+            SELECT candidates.{d.id}, candidates.{d.next_attempt_at},
+                   row_number() OVER (
+                       PARTITION BY candidates.{d.subscription} ORDER BY candidates.{d.id}
+                   ) AS rank,
+                   COALESCE(room.slots, %(per_subscription)s) AS slots
+            FROM candidates
+            LEFT JOIN unnest(%(busy_ids)s::uuid[], %(busy_room)s::int[])
+                AS room(subscription_id, slots)
+                ON room.subscription_id = candidates.{d.subscription}
+        ), chosen AS (
+            SELECT {d.id} FROM ranked WHERE rank <= slots
+            ORDER BY {d.next_attempt_at} LIMIT %(free)s
+        )
+        UPDATE {d.table} AS delivery
+        SET {d.status} = {sending}, {d.claimed_at} = %(now)s,
+            {d.attempts} = delivery.{d.attempts} + 1
+        FROM chosen
+        WHERE delivery.{d.id} = chosen.{d.id} AND delivery.{d.status} = {pending}
+        RETURNING delivery.{d.id}, delivery.{d.subscription}
+    """  # noqa: S608 - built from our models' names (notifyhub.sql)
 
 
-def _claim_in_one_statement(
+def _claim_postgresql(
     *, free: int, only_ids: list[int] | None, busy: Counter[uuid.UUID], per_subscription: int
 ) -> list[int]:
     """`_claim` for PostgreSQL as one round trip: lock candidates (SKIP LOCKED), keep each
-    subscription within its room, and flip them pending → sending, in one autocommitted UPDATE."""
+    subscription within its room, and flip them pending → sending, in one autocommitted UPDATE
+    (the twin of `_claim_portable`, which chooses the same rows)."""
     busy_ids = [subscription for subscription, count in busy.items() if count > 0]
     params = {
         "now": timezone.now(),
@@ -274,7 +297,7 @@ def _claim_in_one_statement(
         "busy_room": [max(per_subscription - busy[s], 0) for s in busy_ids],
     }
     with connection.cursor() as cursor:
-        cursor.execute(_CLAIM_SQL.format(table=Delivery._meta.db_table), params)
+        cursor.execute(_claim_sql(), params)
         rows = cursor.fetchall()
     for _, subscription_id in rows:
         busy[subscription_id] += 1
