@@ -1,12 +1,13 @@
-"""Rules that write: device registrations (the Kazoo document), token deactivation, pushes."""
+"""Rules that write: device registrations (a validated document), token deactivation, pushes.
+
+The Kazoo wire format (validating a document, rendering one) is the surface's:
+`devices/api/kazoo_document.py`; each provider's is its own: `devices/providers/`.
+"""
 
 import functools
-import json
-import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -21,27 +22,10 @@ from events.channels import RoutingStatement
 from events.models import Event
 from events.services import event_ingest
 from notifyhub import errors
-from notifyhub.formats import UNSTORABLE_MESSAGE, unstorable_char
 from notifyhub.models import Account
 from notifyhub.outbox import Retries, backoff_seconds
 from notifyhub.sql import sql_names
 from notifyhub.tenancy import HUB
-
-Problems = dict[str, dict[str, dict[str, Any]]]
-
-# A push token goes into the APNs request path: only the characters real tokens use.
-TOKEN_REGEX = re.compile(r"^[A-Za-z0-9:_.\-]{1,1024}$")
-TEXT_LIMITS = {"mobile_device_id": 255, "sip_proxy_server": 255, "app_name": 128}
-
-
-class DeviceInvalid(errors.ValidationFailed):
-    """The document breaks the schema; `problems` maps each field to the rules it breaks."""
-
-    description = "invalid data"
-
-    def __init__(self, problems: Problems) -> None:
-        super().__init__("invalid data")
-        self.problems = problems
 
 
 class DeviceNotFound(errors.NotFound):
@@ -70,167 +54,13 @@ class RegistrationSpec:
 
 @dataclass(frozen=True)
 class DeviceDocument:
-    """A validated Kazoo push notification subscription document."""
+    """A validated push notification subscription document (what the services store)."""
 
     app_name: str
     mobile_device_id: str
     platform: str
     sip_proxy_server: str
     registrations: list[RegistrationSpec] = field(default_factory=list)
-
-
-def _problem(problems: Problems, where: str, rule: str, message: str, **extra: Any) -> None:
-    problems.setdefault(where, {})[rule] = {"message": message, **extra}
-
-
-def _text(problems: Problems, data: dict[str, Any], key: str) -> str:
-    if key not in data:
-        _problem(problems, key, "required", "Field is required but missing")
-        return ""
-    value = data[key]
-    if not isinstance(value, str):
-        _problem(problems, key, "type", "Value did not match type(s): string", target="string")
-        return ""
-    if not value.strip():
-        _problem(problems, key, "minLength", "String must be at least 1 characters", target=1)
-    elif unstorable_char(value) is not None:
-        _problem(problems, key, "format", f"String {UNSTORABLE_MESSAGE}")
-    elif len(value) > TEXT_LIMITS[key]:
-        _problem(
-            problems,
-            key,
-            "maxLength",
-            f"String must not be more than {TEXT_LIMITS[key]} characters",
-            target=TEXT_LIMITS[key],
-        )
-    return value
-
-
-def _enum(problems: Problems, where: str, value: Any, allowed: list[str]) -> None:
-    if not isinstance(value, str):
-        _problem(problems, where, "type", "Value did not match type(s): string", target="string")
-    elif value not in allowed:
-        _problem(
-            problems, where, "enum", "Value not found in enumerated list of values", target=allowed
-        )
-
-
-def _registrations(problems: Problems, value: Any) -> list[RegistrationSpec]:
-    key = "notification_registration_ids"
-    if not isinstance(value, dict):
-        _problem(problems, key, "type", "Value did not match type(s): object", target="object")
-        return []
-    if not value:
-        _problem(problems, key, "minProperties", "Object must have at least 1 property", target=1)
-    specs: list[RegistrationSpec] = []
-    claimed: dict[str, str] = {}  # preference -> the registration id that asked for it first
-    for token, spec in value.items():
-        where = f"{key}.{token}"
-        if not TOKEN_REGEX.match(token):
-            _problem(
-                problems,
-                where,
-                "pattern",
-                "Registration id must be 1-1024 of A-Z a-z 0-9 : _ . -",
-                target=TOKEN_REGEX.pattern,
-            )
-        if not isinstance(spec, dict):
-            _problem(
-                problems, where, "type", "Value did not match type(s): object", target="object"
-            )
-            continue
-        before = len(problems)
-        if "notification_type" not in spec:
-            _problem(
-                problems, f"{where}.notification_type", "required", "Field is required but missing"
-            )
-        else:
-            _enum(
-                problems,
-                f"{where}.notification_type",
-                spec["notification_type"],
-                list(Registration.Provider.values),
-            )
-        push_type = spec.get("push_type", Registration.PushType.ALERT)
-        _enum(problems, f"{where}.push_type", push_type, list(Registration.PushType.values))
-        prefs_where = f"{where}.notification_preferences"
-        prefs = spec.get("notification_preferences")
-        if "notification_preferences" not in spec:
-            _problem(problems, prefs_where, "required", "Field is required but missing")
-        elif not isinstance(prefs, list):
-            _problem(
-                problems, prefs_where, "type", "Value did not match type(s): array", target="array"
-            )
-        else:
-            for index, preference in enumerate(prefs):
-                _enum(problems, f"{prefs_where}.{index}", preference, list(Preference.Name.values))
-            if len(prefs) != len({str(p) for p in prefs}):
-                _problem(problems, prefs_where, "uniqueItems", "Array items must be unique")
-            for preference in prefs:
-                if isinstance(preference, str) and preference in claimed:
-                    _problem(
-                        problems,
-                        prefs_where,
-                        "unique",
-                        f"Preference {preference!r} is already set on registration id "
-                        f"{claimed[preference]!r}; a preference may appear under only one",
-                        target=preference,
-                    )
-                elif isinstance(preference, str):
-                    claimed[preference] = token
-        if len(problems) == before:
-            specs.append(
-                RegistrationSpec(
-                    token=token,
-                    notification_type=spec["notification_type"],
-                    notification_preferences=list(prefs or []),
-                    push_type=push_type,
-                )
-            )
-    return specs
-
-
-def device_document_validate(*, app_name: str, data: Any) -> DeviceDocument:
-    """Check a document against the Kazoo schema; every broken rule is named at once."""
-    problems: Problems = {}
-    if not isinstance(data, dict):
-        raise DeviceInvalid(
-            {
-                "data": {
-                    "type": {"message": "Value did not match type(s): object", "target": "object"}
-                }
-            }
-        )
-    if "app_name" in data and data["app_name"] != app_name:
-        _problem(
-            problems,
-            "app_name",
-            "enum",
-            "Value must match the application in the path",
-            target=[app_name],
-        )
-    mobile_device_id = _text(problems, data, "mobile_device_id")
-    sip_proxy_server = _text(problems, data, "sip_proxy_server")
-    if "platform" not in data:
-        _problem(problems, "platform", "required", "Field is required but missing")
-    else:
-        _enum(problems, "platform", data["platform"], list(Device.Platform.values))
-    registrations: list[RegistrationSpec] = []
-    if "notification_registration_ids" not in data:
-        _problem(
-            problems, "notification_registration_ids", "required", "Field is required but missing"
-        )
-    else:
-        registrations = _registrations(problems, data["notification_registration_ids"])
-    if problems:
-        raise DeviceInvalid(problems)
-    return DeviceDocument(
-        app_name=app_name,
-        mobile_device_id=mobile_device_id,
-        platform=data["platform"],
-        sip_proxy_server=sip_proxy_server,
-        registrations=registrations,
-    )
 
 
 def _next_revision(current: str | None) -> str:
@@ -389,8 +219,6 @@ def registration_deactivate(*, registration_id: int, reason: str) -> bool:
 ROUTED_TYPES = frozenset(Preference.Name.values)
 # The event type of the admin's "send test push" (seeded by this app's migration).
 TEST_EVENT_TYPE = "device_test"
-# What a provider accepts in one push body (APNs and FCM alike).
-MAX_PUSH_BYTES = 4096
 
 
 @dataclass(frozen=True)
@@ -449,68 +277,19 @@ def device_pushes_routing_statement(
     )
 
 
-def _push_body(push: DevicePush) -> dict[str, Any]:
-    """The provider body: the event's id, type and payload, without the payload if too big."""
-    registration = push.registration
-    event = push.event
-    high = event.type_id == Preference.Name.INCOMING_CALL
-    payload = event.payload if isinstance(event.payload, dict) else {}
-    if registration.notification_type == Registration.Provider.APNS:
-        voip = registration.push_type == Registration.PushType.VOIP
-        aps: dict[str, Any] = (
-            {}
-            if voip
-            else {
-                "alert": {
-                    "title": event.type_id.replace("_", " "),
-                    "body": str(payload.get("message", ""))[:256],
-                },
-                "sound": "default",
-            }
-        )
-        body: dict[str, Any] = {
-            "aps": aps,
-            "event_id": event.id,
-            "event_type": event.type_id,
-            "data": payload,
-        }
-        if len(json.dumps(body, separators=(",", ":")).encode()) > MAX_PUSH_BYTES:
-            # The phone fetches the whole event by its id; the push only has to wake it.
-            body = {
-                "aps": aps,
-                "event_id": event.id,
-                "event_type": event.type_id,
-                "truncated": True,
-            }
-        return body
-    data = {
-        "event_id": event.id,
-        "event_type": event.type_id,
-        "payload": json.dumps(payload, separators=(",", ":")),
-    }
-    if len(json.dumps(data).encode()) > MAX_PUSH_BYTES:
-        data = {"event_id": event.id, "event_type": event.type_id, "truncated": "1"}
-    return {
-        "data": data,
-        "android": {
-            "priority": "HIGH" if high else "NORMAL",
-            "collapse_key": event.id,
-            "ttl": "0s" if high else "86400s",
-        },
-    }
-
-
 def _message(push: DevicePush) -> PushMessage:
+    """The push as its provider takes it (the provider writes the request)."""
     registration = push.registration
+    payload = push.event.payload
     return PushMessage(
         provider=registration.notification_type,
         token=registration.token,
         topic=settings.NOTIFYHUB_APNS_TOPIC or registration.device.app_name,
         event_id=push.event_id,
         event_type=push.event.type_id,
+        payload=payload if isinstance(payload, dict) else {},
         high_priority=push.event.type_id == Preference.Name.INCOMING_CALL,
         voip=registration.push_type == Registration.PushType.VOIP,
-        body=_push_body(push),
     )
 
 

@@ -9,7 +9,6 @@ import hashlib
 import logging
 import re
 import socket
-from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -24,20 +23,18 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from devices.api.kazoo_document import (
+    DeviceInvalid,
+    device_document_validate,
+    kazoo_device_document,
+    kazoo_seconds,
+)
 from devices.models import Device, Preference, Registration
 from devices.selectors import device_get
-from devices.services import (
-    DeviceInvalid,
-    DeviceNotFound,
-    device_create,
-    device_delete,
-    device_document_validate,
-    device_update,
-)
+from devices.services import DeviceNotFound, device_create, device_delete, device_update
 from notifyhub import errors
 from notifyhub.auth import BearerTokenAuthentication, TokenInfo, request_token
 from notifyhub.body_limits import TooLarge
-from notifyhub.formats import iso_utc
 from notifyhub.json_bodies import JsonUnprocessable, json_body_loads
 from notifyhub.middleware import current_request_id
 from notifyhub.selectors import account_may_act
@@ -237,18 +234,13 @@ def _raw_token(request: Request) -> str:
     return raw.strip()
 
 
-def _seconds(value: datetime) -> str:
-    """A timestamp as Kazoo writes it: whole seconds (the platform's format, to the second)."""
-    return iso_utc(value.replace(microsecond=0))
-
-
 def _envelope(request: Request, *, status: str, **fields: Any) -> dict[str, Any]:
     return {
         "auth_token": _raw_token(request),
         "node": NODE,
         "request_id": current_request_id(),
         "status": status,
-        "timestamp": _seconds(timezone.now()),
+        "timestamp": kazoo_seconds(timezone.now()),
         "version": KAZOO_VERSION,
         **fields,
     }
@@ -292,7 +284,7 @@ def kazoo_too_large(refused: TooLarge) -> dict[str, Any]:
         "node": NODE,
         "request_id": refused.request_id,
         "status": "error",
-        "timestamp": _seconds(timezone.now()),
+        "timestamp": kazoo_seconds(timezone.now()),
         "version": KAZOO_VERSION,
         "data": {"message": f"Bodies are limited to {refused.limit} bytes."},
         "error": "413",
@@ -307,35 +299,6 @@ def kazoo_exception_handler(exc: Exception, context: dict[str, Any]) -> Response
         logger.exception("device API request failed", exc_info=exc)
         error = errors.HubError()
     return kazoo_error_response(context["request"], error)
-
-
-def _device_document(device: Device) -> dict[str, Any]:
-    """The stored device as the Kazoo document DeviceOutput renders."""
-    registrations = list(device.registrations.all())
-    return {
-        "id": device.device_id,
-        "app_name": device.app_name,
-        "mobile_device_id": device.mobile_device_id,
-        "notification_registration_ids": {
-            registration.token: {
-                "notification_preferences": [p.name for p in registration.preferences.all()],
-                "notification_type": registration.notification_type,
-                "push_type": registration.push_type,
-            }
-            for registration in registrations
-        },
-        "platform": device.platform,
-        "sip_proxy_server": device.sip_proxy_server,
-        "_read_only": {
-            "created": _seconds(device.created_at),
-            "modified": _seconds(device.updated_at),
-            "deactivated_registration_ids": {
-                registration.token: {"reason": registration.deactivation_reason}
-                for registration in registrations
-                if not registration.active
-            },
-        },
-    }
 
 
 def _example_envelope(data: dict[str, Any]) -> dict[str, Any]:
@@ -436,7 +399,7 @@ class PushNotificationSubscriptionApi(APIView):
 
     def _success(self, request: Request, device: Device, status: int = 200) -> Response:
         body = _envelope(
-            request, status="success", data=_device_document(device), revision=device.revision
+            request, status="success", data=kazoo_device_document(device), revision=device.revision
         )
         return Response(DeviceEnvelopeOutput(body).data, status=status)
 

@@ -4,6 +4,7 @@ import json
 import time
 import uuid
 from functools import cached_property
+from typing import NotRequired, TypedDict
 
 import httpx
 import jwt
@@ -11,7 +12,14 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from ulid import ULID
 
-from devices.providers.base import Outcome, ProviderAnswer, PushMessage, retry_after_seconds
+from devices.providers.base import (
+    MAX_PUSH_BYTES,
+    Outcome,
+    ProviderAnswer,
+    PushMessage,
+    retry_after_seconds,
+)
+from notifyhub.types import JSONDict
 
 # Apple refuses a provider token older than an hour and throttles refreshing more than once
 # every 20 minutes; 40 minutes sits between.
@@ -24,6 +32,59 @@ RETRY_REASONS = {
     "ServiceUnavailable",
     "Shutdown",
 }
+
+
+class ApnsAlert(TypedDict):
+    title: str
+    body: str
+
+
+class Aps(TypedDict, total=False):
+    """Apple's dictionary: empty for a VoIP push (the app's PushKit handler wakes), an alert
+    with a sound otherwise."""
+
+    alert: ApnsAlert
+    sound: str
+
+
+class ApnsPayload(TypedDict):
+    """The JSON body of one APNs request."""
+
+    aps: Aps
+    event_id: str
+    event_type: str
+    data: NotRequired[JSONDict]  # the event's payload, unless the body would be too big
+    truncated: NotRequired[bool]  # instead of `data`: the phone fetches the event by its id
+
+
+def apns_payload(message: PushMessage) -> ApnsPayload:
+    """The body: the event's id, type and payload, without the payload if too big."""
+    aps: Aps = (
+        {}
+        if message.voip
+        else {
+            "alert": {
+                "title": message.event_type.replace("_", " "),
+                "body": str(message.payload.get("message", ""))[:256],
+            },
+            "sound": "default",
+        }
+    )
+    body: ApnsPayload = {
+        "aps": aps,
+        "event_id": message.event_id,
+        "event_type": message.event_type,
+        "data": message.payload,
+    }
+    if len(json.dumps(body, separators=(",", ":")).encode()) > MAX_PUSH_BYTES:
+        # The phone fetches the whole event by its id; the push only has to wake it.
+        body = {
+            "aps": aps,
+            "event_id": message.event_id,
+            "event_type": message.event_type,
+            "truncated": True,
+        }
+    return body
 
 
 def apns_id(event_id: str) -> str:
@@ -74,7 +135,7 @@ class ApnsProvider:
             "apns-expiration": "0" if message.high_priority else str(int(time.time()) + 86400),
         }
         url = f"{settings.NOTIFYHUB_APNS_URL.rstrip('/')}/3/device/{message.token}"
-        body = json.dumps(message.body, separators=(",", ":")).encode()
+        body = json.dumps(apns_payload(message), separators=(",", ":")).encode()
         response = await self.client.post(url, content=body, headers=headers)
         if response.status_code == 200:
             return ProviderAnswer(

@@ -6,14 +6,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from notifyhub.outbox import retry_after_seconds
+from notifyhub.types import JSONDict
 
 __all__ = [
+    "MAX_PUSH_BYTES",
     "Outcome",
     "ProviderAnswer",
     "PushMessage",
     "retry_after_seconds",
     "transport_error_answer",
 ]
+
+
+# What a provider accepts in one push body (APNs and FCM alike).
+MAX_PUSH_BYTES = 4096
 
 
 class Outcome(enum.StrEnum):
@@ -27,16 +33,17 @@ class Outcome(enum.StrEnum):
 
 @dataclass(frozen=True)
 class PushMessage:
-    """One push to one token, ready for its provider."""
+    """One push of one event to one token; its provider builds the request (body and
+    headers) in its own wire format."""
 
     provider: str
     token: str
     topic: str
     event_id: str
     event_type: str
+    payload: JSONDict  # the event's payload, as the producer sent it
     high_priority: bool
     voip: bool
-    body: dict[str, Any]
 
 
 @dataclass(frozen=True)

@@ -4,18 +4,77 @@ import asyncio
 import json
 import time
 from functools import cached_property
-from typing import Any
+from typing import Any, Literal, NotRequired, TypedDict
 
 import httpx
 import jwt
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from devices.providers.base import Outcome, ProviderAnswer, PushMessage, retry_after_seconds
+from devices.providers.base import (
+    MAX_PUSH_BYTES,
+    Outcome,
+    ProviderAnswer,
+    PushMessage,
+    retry_after_seconds,
+)
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 INVALID_TOKEN_CODES = {"UNREGISTERED", "INVALID_ARGUMENT", "SENDER_ID_MISMATCH"}
 RETRY_CODES = {"QUOTA_EXCEEDED", "UNAVAILABLE", "INTERNAL"}
+
+
+class FcmData(TypedDict):
+    """FCM's `data`: string values only."""
+
+    event_id: str
+    event_type: str
+    payload: NotRequired[str]  # the event's payload as compact JSON, unless too big
+    truncated: NotRequired[Literal["1"]]  # instead of `payload`: the app fetches the event
+
+
+class FcmAndroid(TypedDict):
+    priority: Literal["HIGH", "NORMAL"]
+    collapse_key: str
+    ttl: str  # a duration in seconds, such as "86400s"
+
+
+class FcmMessage(TypedDict):
+    """The `message` of one HTTP v1 `messages:send` request."""
+
+    token: str
+    data: FcmData
+    android: FcmAndroid
+
+
+class FcmRequest(TypedDict):
+    """The JSON body of one `messages:send` request."""
+
+    message: FcmMessage
+
+
+def fcm_request(message: PushMessage) -> FcmRequest:
+    """The body: the event's id, type and payload (as a string), without the payload if too
+    big; a high-priority push is delivered now or never (ttl 0)."""
+    high = message.high_priority
+    data: FcmData = {
+        "event_id": message.event_id,
+        "event_type": message.event_type,
+        "payload": json.dumps(message.payload, separators=(",", ":")),
+    }
+    if len(json.dumps(data).encode()) > MAX_PUSH_BYTES:
+        data = {"event_id": message.event_id, "event_type": message.event_type, "truncated": "1"}
+    return {
+        "message": {
+            "token": message.token,
+            "data": data,
+            "android": {
+                "priority": "HIGH" if high else "NORMAL",
+                "collapse_key": message.event_id,
+                "ttl": "0s" if high else "86400s",
+            },
+        }
+    }
 
 
 class FcmProvider:
@@ -86,9 +145,8 @@ class FcmProvider:
                 reason="token endpoint refused",
                 answer=exc.response.text[:1000],
             )
-        body = {"message": {"token": message.token, **message.body}}
         response = await self.client.post(
-            url, json=body, headers={"authorization": f"Bearer {token}"}
+            url, json=fcm_request(message), headers={"authorization": f"Bearer {token}"}
         )
         if response.status_code == 401:
             await self.access_token(refresh=True)

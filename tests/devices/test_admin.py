@@ -2,8 +2,9 @@
 
 import pytest
 
+from devices.api.kazoo_document import device_document_validate
 from devices.models import Device, DevicePush, PushAttempt, Registration
-from devices.services import device_create, device_document_validate, registration_deactivate
+from devices.services import device_create, registration_deactivate
 from notifyhub.models import Account
 from tests.devices.conftest import device_callbacks
 

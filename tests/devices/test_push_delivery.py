@@ -7,13 +7,9 @@ import pytest
 from django.utils import timezone
 from ulid import ULID
 
+from devices.api.kazoo_document import device_document_validate
 from devices.models import DevicePush, PushAttempt, Registration
-from devices.services import (
-    device_create,
-    device_document_validate,
-    device_pushes_due,
-    device_pushes_send,
-)
+from devices.services import device_create, device_pushes_due, device_pushes_send
 from events.services import event_ingest
 from notifyhub.models import Account
 from notifyhub.tenancy import HUB
