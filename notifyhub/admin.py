@@ -89,4 +89,4 @@ class AccountAdmin(admin.ModelAdmin):
 
     @admin.display(description="members", ordering="members_total")
     def member_count(self, account: Account) -> int:
-        return account.members_total  # type: ignore[attr-defined]
+        return account.members_total  # type: ignore[attr-defined]  # get_queryset's annotation

@@ -60,7 +60,7 @@ class ThreadPoolASGIHandler(ASGIHandler):
         self.idle_timers: list[asyncio.TimerHandle | None] = [None] * threads
         self.db_idle = db_idle
 
-    async def __call__(self, scope, receive, send):  # type: ignore[no-untyped-def]
+    async def __call__(self, scope, receive, send):  # type: ignore[no-untyped-def]  # ASGI scope/receive/send
         if scope["type"] != "http":
             raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
         index = self.in_flight.index(min(self.in_flight))
@@ -115,10 +115,10 @@ class StreamASGIHandler(ASGIHandler):
     stream views do their database work in short bursts on the shared pool.
     """
 
-    async def __call__(self, scope, receive, send):  # type: ignore[no-untyped-def]
+    async def __call__(self, scope, receive, send):  # type: ignore[no-untyped-def]  # ASGI scope/receive/send
         await self.handle(scope, receive, send)
 
-    async def send_response(self, response, send):  # type: ignore[no-untyped-def]
+    async def send_response(self, response, send):  # type: ignore[no-untyped-def]  # ASGI scope/receive/send
         """An event stream's frames go out as they come (already bytes, one object shared by
         every stream of a fan-out), without the async-generator wrapper and the per-chunk
         make_bytes()/chunk_bytes() Django puts around each one: at a fan-out to a thousand
@@ -149,7 +149,7 @@ class StreamASGIHandler(ASGIHandler):
 stream_asgi_app = StreamASGIHandler()
 
 
-async def http_application(scope, receive, send):  # type: ignore[no-untyped-def]
+async def http_application(scope, receive, send):  # type: ignore[no-untyped-def]  # ASGI scope/receive/send
     """Streams to the thread-free handler; everything else to the thread-pool one."""
     if scope["path"] in settings.NOTIFYHUB_STREAM_PATHS:
         await stream_asgi_app(scope, receive, send)
@@ -157,7 +157,7 @@ async def http_application(scope, receive, send):  # type: ignore[no-untyped-def
         await api_asgi_app(scope, receive, send)
 
 
-async def body_limited(scope, receive, send):  # type: ignore[no-untyped-def]
+async def body_limited(scope, receive, send):  # type: ignore[no-untyped-def]  # ASGI scope/receive/send
     """The body limit of the path (notifyhub/body_limits.py), applied before any view runs: a
     declared length over it is refused unread, and a body sent in chunks (no length) is counted
     as it arrives and refused at the first byte over. Django reads a whole body before its view
@@ -184,7 +184,7 @@ async def body_limited(scope, receive, send):  # type: ignore[no-untyped-def]
         if not message.get("more_body", False):
             break
 
-    async def replayed():  # type: ignore[no-untyped-def]
+    async def replayed():  # type: ignore[no-untyped-def]  # ASGI scope/receive/send
         if arrived:
             return arrived.pop(0)
         return await receive()  # Then what the connection says (a disconnect).
@@ -192,7 +192,7 @@ async def body_limited(scope, receive, send):  # type: ignore[no-untyped-def]
     await http_application(scope, replayed, send)
 
 
-async def _answer_too_large(path: str, headers: dict[str, str], send) -> None:  # type: ignore[no-untyped-def]
+async def _answer_too_large(path: str, headers: dict[str, str], send) -> None:  # type: ignore[no-untyped-def]  # ASGI scope/receive/send
     answer_headers, body = too_large_answer(path, headers)
     await send(
         {
@@ -237,7 +237,7 @@ class HubWebRequest(StreamWriteBound, http_protocol.WebRequest):
       429 among others, which went out as `422 Unknown Status`.
     """
 
-    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]  # ASGI scope/receive/send
         kwargs["parsePOSTFormSubmission"] = False
         super().__init__(*args, **kwargs)
         self.body_limit = 0
@@ -308,13 +308,13 @@ daphne_server.HTTPFactory = HubHTTPFactory
 
 
 def _freeze_startup_objects() -> None:
-    """Take what startup loaded (Django, DRF, every app, the URLconf: some 165,000 objects) out
-    of the cyclic garbage collector's sight; they live as long as the process anyway.
+    """Take what startup loaded (Django, DRF, every app, the URLconf) out of the cyclic garbage
+    collector's sight; they live as long as the process anyway.
 
     Under load a web process promotes request objects to the oldest generation fast enough to
-    trigger a full collection about every 0.7 s, and each one walked all of those objects with
-    the GIL held: measured here, a sixth of the minimal endpoint's time and up to 0.1 s of
-    stall for every request in flight. `gc.freeze()` moves them to a permanent generation that
+    trigger full collections often, and each one walked all of those objects with the GIL held:
+    a real share of the minimal endpoint's time, and a stall for every request in flight (the
+    figures are in docs/benchmarks.md). `gc.freeze()` moves them to a permanent generation that
     collections ignore, so a full collection walks only what requests left behind.
     """
     import_module(settings.ROOT_URLCONF)  # Django would import it on the first request.

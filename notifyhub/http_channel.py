@@ -68,7 +68,7 @@ class StreamWriteBound:
     def write(self, data: bytes) -> None:
         if self._stream_aborted:
             return  # The abort drops the connection on the reactor's next turn.
-        super().write(data)  # type: ignore[misc]
+        super().write(data)  # type: ignore[misc]  # zope.interface: no `self` in the stub
         if self._stream_response is None:
             content_type = self.responseHeaders.getRawHeaders(b"content-type") or [b""]
             self._stream_response = content_type[0].startswith(b"text/event-stream")
@@ -146,7 +146,7 @@ class HubHTTPChannel(http.HTTPChannel):
         self._cancel_head_deadline()
         # zope.interface declares methods without `self`, so mypy shifts their arguments by one.
         timeout = settings.NOTIFYHUB_HTTP_HEAD_TIMEOUT
-        self._head_deadline = reactor.callLater(timeout, self._head_late)  # type: ignore[arg-type]
+        self._head_deadline = reactor.callLater(timeout, self._head_late)  # type: ignore[arg-type]  # as the comment above says
 
     def _cancel_head_deadline(self) -> None:
         if self._head_deadline is not None and self._head_deadline.active():

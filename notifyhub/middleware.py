@@ -45,7 +45,7 @@ class RequestIdMiddleware:
         if self.is_async:
             return self.__acall__(request)  # type: ignore[return-value]  # Django awaits it
         request_id = _request_id_for(request)
-        request.request_id = request_id  # type: ignore[attr-defined]
+        request.request_id = request_id  # type: ignore[attr-defined]  # ours, on Django's request
         token = _request_id.set(request_id)
         try:
             response: HttpResponse = self.get_response(request)
@@ -56,7 +56,7 @@ class RequestIdMiddleware:
 
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
         request_id = _request_id_for(request)
-        request.request_id = request_id  # type: ignore[attr-defined]
+        request.request_id = request_id  # type: ignore[attr-defined]  # ours, on Django's request
         token = _request_id.set(request_id)
         try:
             response: HttpResponse = await self.get_response(request)

@@ -35,8 +35,8 @@ def redis_publish(channel: str, message: str) -> None:
     """PUBLISH on a connection the calling thread keeps.
 
     The pooled client checks a connection out and back in and wraps each command in its retry
-    machinery: half the CPU of a PUBLISH, measured here, and every ingest publishes once (the
-    stream bus). A broken connection is replaced and the command sent once more, as the
+    machinery, a large share of a PUBLISH's CPU (docs/benchmarks.md), and every ingest publishes
+    once (the stream bus). A broken connection is replaced and the command sent once more, as the
     client's own retry would; a forked child opens its own.
     """
     connection = _publisher.connection

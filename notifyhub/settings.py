@@ -145,7 +145,8 @@ TEMPLATES = [
 # Threads per web process that run the synchronous parts of API requests (views, middleware).
 # Django's own ASGI handler starts and joins a new thread for every request; these live as long
 # as the process (see notifyhub/asgi.py). More threads overlap more database and Redis waits
-# (4 measured best for ingest on 2 cores: 2 left the GIL idle while threads waited).
+# (the default is the best ingest rate measured on 2 cores; fewer left the GIL idle while
+# threads waited: docs/benchmarks.md).
 NOTIFYHUB_WEB_THREADS = env_int("NOTIFYHUB_WEB_THREADS", 4, minimum=1)
 # A web thread keeps its database connection between requests (no new connection per request)
 # and closes it once it has served nothing for this long, so an idle hub holds no connection.
@@ -190,8 +191,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_boo
 ):
     # Parameters travel apart from the SQL (server-side binding) and a statement a connection
     # has run five times is prepared: PostgreSQL then plans the hot statements (the ingest's
-    # one statement, the claims, the token look-up) once per connection instead of every time;
-    # measured here, that took the ingest from 1.7 ms to 1.05 ms. Turn it off behind a proxy
+    # one statement, the claims, the token look-up) once per connection instead of every time,
+    # which took a large share off each ingest (docs/benchmarks.md). Turn it off behind a proxy
     # that pools connections by transaction and cannot carry prepared statements.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"server_side_binding": True, "prepare_threshold": 5}

@@ -77,7 +77,7 @@ def _release_caches() -> None:
 
     Django keeps cache objects per async context, not per thread, and its Redis backend never
     closes its pool: without this, every open stream would hold a Redis connection of its own
-    until it ends (5000 streams held 4800 Redis connections).
+    until it ends (docs/benchmarks.md has the count).
     """
     for cache in caches.all(initialized_only=True):
         if isinstance(cache, RedisCache):

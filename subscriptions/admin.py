@@ -81,7 +81,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
 
     @admin.display(description="remaining", ordering="remaining_total")
     def remaining(self, subscription: Subscription) -> int:
-        return subscription.remaining_total  # type: ignore[attr-defined]
+        return subscription.remaining_total  # type: ignore[attr-defined]  # an annotation
 
 
 class ExpiredFilter(admin.SimpleListFilter):

@@ -48,7 +48,7 @@ class IntegrationNotificationOutput(serializers.Serializer):
     name = serializers.CharField()
     # DRF's metaclass moves declared fields off the class, so the serializer's own `.data`
     # property is untouched by this field; only the stubs see a clash.
-    data = serializers.JSONField()  # type: ignore[assignment]
+    data = serializers.JSONField()  # type: ignore[assignment]  # see above
     created_at = serializers.DateTimeField()
     expires_at = serializers.DateTimeField()
 
