@@ -254,7 +254,10 @@ def _store_and_route_postgresql(
 ) -> list[list[Any]] | None:
     """One statement: the event's insert and each channel's as data-modifying CTEs (all run to
     completion, seeing the same snapshot; the channels' rows reference the new event, whose
-    foreign keys are checked at the end of the statement). None when the event repeated."""
+    foreign keys are checked at the end of the statement). None when the event repeated.
+
+    Its portable twin is `_store_and_route_in_a_transaction`, which runs the same channel
+    statements (tests/events/test_routing_twins.py: the same rows written)."""
     sql = _store_and_route_sql(tuple(None if s is None else s.sql for s in statements))
     params = list(event_params)
     for statement in statements:
@@ -276,7 +279,8 @@ def _store_and_route_in_a_transaction(
     statements: list[RoutingStatement | None],
 ) -> list[list[Any]] | None:
     """The event's insert, then each channel's statement with `new_event` read back from the
-    event table (SQLite has no data-modifying CTEs). None when the event repeated."""
+    event table (SQLite has no data-modifying CTEs). None when the event repeated. The twin of
+    `_store_and_route_postgresql`."""
     e = sql_names(Event)
     new_event = f"WITH new_event AS (SELECT * FROM {e.table} WHERE {e.id} = %s) "  # noqa: S608
     with transaction.atomic(using=connection.alias, savepoint=False), connection.cursor() as cursor:

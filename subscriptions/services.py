@@ -196,6 +196,9 @@ def _claim_page_postgresql(
     timestamp is decoded into Python objects only to be encoded again. The plan relies on
     current statistics for the queue table (its migration tunes autovacuum to analyze it
     often): without them PostgreSQL bitmap-scans and sorts the whole queue.
+
+    Its portable twin is `_claim_page_portable` (tests/subscriptions/test_claim_twins.py: the
+    same page, the same rows dropped).
     """
     try:
         pk = uuid.UUID(subscription_id)
@@ -286,7 +289,7 @@ def _claim_page_portable(
 ) -> ClaimedPage | None:
     """The same paged claim on any database: its transactions start IMMEDIATE (settings), which
     serialises writers, so the select-then-delete below cannot interleave with another
-    reader's. The items are rendered in Python."""
+    reader's. The items are rendered in Python. The twin of `_claim_page_postgresql`."""
     with transaction.atomic():
         subscription = subscription_get_visible(
             client_id=client_id, subscription_id=subscription_id
@@ -344,6 +347,8 @@ def _claim_next_postgresql(*, client_id: str) -> ClaimedNotification | None:
     Siblings are locked with SKIP LOCKED too, so a FIFO read never waits on a paged read of
     the same queue (which would risk a deadlock on the subscription rows both update); such a
     row stays with the paged read that holds it.
+
+    Its portable twin is `_claim_next_portable` (tests/subscriptions/test_claim_twins.py).
     """
     now = timezone.now()
     n = sql_names(Notification)
@@ -400,7 +405,8 @@ def _claim_next_postgresql(*, client_id: str) -> ClaimedNotification | None:
 
 
 def _claim_next_portable(*, client_id: str) -> ClaimedNotification | None:
-    """The same FIFO claim on any database (writers serialised, as in `_claim_page_portable`)."""
+    """The same FIFO claim on any database (writers serialised, as in `_claim_page_portable`);
+    the twin of `_claim_next_postgresql`."""
     with transaction.atomic():
         now = timezone.now()
         mine = Notification.objects.filter(subscription__client_id=client_id)
