@@ -38,7 +38,7 @@ from notifyhub.http import (
 )
 from notifyhub.outbox import Retries, backoff_seconds, retry_after_seconds
 from notifyhub.sql import sql_constant, sql_names
-from subscriptions.messages import integration_message
+from subscriptions.messages import WebhookBody, integration_message
 from subscriptions.models import (
     Delivery,
     DeliveryAttempt,
@@ -312,14 +312,15 @@ def _prepare(delivery_ids: list[int]) -> list[_Prepared]:
     rows = Delivery.objects.filter(id__in=delivery_ids).select_related("subscription", "event")
     for delivery in rows:
         subscription = delivery.subscription
+        message: WebhookBody = integration_message(
+            event_id=delivery.event.id,
+            type_id=delivery.event.type_id,
+            payload=delivery.event.payload,
+            created_at=delivery.created_at,
+            expires_at=delivery.expires_at,
+        )
         body = json.dumps(
-            integration_message(
-                event_id=delivery.event.id,
-                type_id=delivery.event.type_id,
-                payload=delivery.event.payload,
-                created_at=delivery.created_at,
-                expires_at=delivery.expires_at,
-            ),
+            message,
             ensure_ascii=False,
             separators=(",", ":"),
         ).encode()
