@@ -111,6 +111,8 @@ MIDDLEWARE = [
     "notifyhub.middleware.RequestIdMiddleware",
     "notifyhub.middleware.ApiRequestCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # The web process serves /static/ itself (admin, API docs, landing page): no CDN, no proxy.
+    "notifyhub.static_files.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -494,7 +496,16 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+# `manage.py collectstatic` fills it in production; with DEBUG on, files are served straight from
+# the apps (WhiteNoise's finders), so development needs no collectstatic.
 STATIC_ROOT = VAR_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Gzip and Brotli copies written next to each file by collectstatic, without hashed names:
+    # a manifest would make every page that links a static file fail until collectstatic ran,
+    # tests and fresh checkouts included. WhiteNoise revalidates unhashed files after a minute.
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 
 # --- Security (production) ---
 
