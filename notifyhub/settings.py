@@ -76,7 +76,25 @@ def env_seconds(name: str, default: int) -> timedelta:
 
 # --- Core ---
 
-DEBUG = env_bool("DEBUG", False)
+# `make run` leaves this file in the var directory of a development checkout: there, any shell
+# (a second one for `manage.py createclient`, say) gets DEBUG on without exporting it, as the
+# processes `make run` started have. Elsewhere DEBUG is off unless set; DEBUG in the
+# environment always wins. It is a file of its own, not the var directory itself, because a
+# production machine has a var directory too (static files, the beat schedule).
+DEVELOPMENT_MARKER = VAR_DIR / "development-checkout"
+DEBUG = env_bool("DEBUG", DEVELOPMENT_MARKER.exists())
+
+
+def env_required(name: str, development_default: str) -> str:
+    """A production requirement: with DEBUG off a missing value stops the process, rather than
+    quietly pointing a deployment at a local file or server."""
+    value = os.environ.get(name, "").strip()
+    if value:
+        return value
+    if not DEBUG:
+        raise ImproperlyConfigured(f"{name} must be set when DEBUG is off")
+    return development_default
+
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
@@ -166,7 +184,7 @@ _default_db = f"sqlite:///{VAR_DIR / 'notifyhub.sqlite3'}"
 try:
     DATABASES = {
         "default": dj_database_url.parse(
-            os.environ.get("DATABASE_URL", _default_db),
+            env_required("DATABASE_URL", _default_db),
             conn_max_age=env_int("NOTIFYHUB_DB_CONN_MAX_AGE", 0),
             conn_health_checks=True,
         )
@@ -212,7 +230,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis and cache ---
 
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_URL = env_required("REDIS_URL", "redis://127.0.0.1:6379/0")
 # Every Redis key and pub/sub channel of this deployment starts with this prefix, so two
 # deployments (or two test runs) on one Redis never see each other's messages.
 NOTIFYHUB_REDIS_PREFIX = os.environ.get("NOTIFYHUB_REDIS_PREFIX", "notifyhub")
