@@ -264,6 +264,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_TASK_DEFAULT_QUEUE = "notifyhub"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = "UTC"
+# Exactly one beat per deployment: it holds a Redis lock of this lifetime, renewed every third
+# of it; a second beat exits at start-up, and a killed beat's lock lapses after it
+# (notifyhub/beat_lock.py).
+NOTIFYHUB_BEAT_LOCK_TTL = env_int("NOTIFYHUB_BEAT_LOCK_TTL", 30, minimum=3)
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "expire-idempotency-keys": {
         "task": "events.tasks.idempotency_keys_expire_task",
