@@ -101,7 +101,13 @@ def beat_lock_hold() -> BeatLock:
     """Take the beat lock for this process and keep it until the process exits; raise
     BeatAlreadyRunning (a SystemExit) naming the holder when another beat has it."""
     lock = BeatLock(ttl_ms=int(settings.NOTIFYHUB_BEAT_LOCK_TTL * 1000))
-    if not lock.acquire():
+    try:
+        acquired = lock.acquire()
+    except redis.RedisError as exc:
+        # Fail closed: Celery's signal dispatch would log an ordinary exception and let this
+        # beat run without the lock.
+        raise SystemExit(f"celery beat: could not take the beat lock ({exc}); exiting") from None
+    if not acquired:
         raise BeatAlreadyRunning(
             f"celery beat: another beat already runs for this deployment (Redis key "
             f"{beat_lock_key()} is held by {lock.holder()}). Run exactly one beat; this one "

@@ -523,9 +523,10 @@ STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    # Gzip and Brotli copies written next to each file by collectstatic, without hashed names:
-    # a manifest would make every page that links a static file fail until collectstatic ran,
-    # tests and fresh checkouts included. WhiteNoise revalidates unhashed files after a minute.
+    # Gzip copies (and Brotli ones, where that package is installed) written next to each file
+    # by collectstatic, without hashed names: a manifest would make every page that links a
+    # static file fail until collectstatic ran, tests and fresh checkouts included. WhiteNoise
+    # revalidates unhashed files after a minute.
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 

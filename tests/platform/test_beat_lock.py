@@ -68,3 +68,12 @@ def test_a_killed_beats_lock_lapses_after_its_lifetime(log_dir, deployment):
     second = servers.start_beat(log_dir, **short)
     with servers.running(second):
         assert second.popen.poll() is None, second.output()
+
+
+def test_a_beat_that_cannot_reach_redis_for_the_lock_exits_rather_than_run_unlocked(
+    log_dir, deployment
+):
+    nowhere = f"redis://127.0.0.1:{servers.free_port()}/0"  # Nothing listens there.
+    beat = servers.start_beat(log_dir, REDIS_URL=nowhere, **deployment)
+    assert beat.popen.wait(timeout=30) != 0
+    assert "could not take the beat lock" in beat.output()
