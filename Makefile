@@ -7,26 +7,32 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: run test lint format bench clean
 
-$(STAMP): requirements.txt
+# Development installs everything (requirements-dev.txt includes requirements.txt); a production
+# machine installs requirements.txt alone (docs/deploy.md).
+$(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
 ## Start web (daphne), worker and beat on embedded defaults (SQLite, a private Redis); Ctrl-C stops all.
+## Procfile.dev lists them; the Procfile is production's (docs/deploy.md). The marker file makes
+## DEBUG the default for every shell in this checkout (notifyhub/settings.py), so the README's
+## manage.py commands work in a second shell too. Static files come from the apps (DEBUG).
 run: export DEBUG ?= 1
 run: $(STAMP)
 	mkdir -p var
+	touch var/development-checkout
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py demosetup
 	@echo ""
 	@echo "notifyhub is starting:"
-	@echo "  API and streams  http://127.0.0.1:$${NOTIFYHUB_PORT:-8000}/"
+	@echo "  start page       http://127.0.0.1:$${NOTIFYHUB_PORT:-8000}/"
 	@echo "  admin console    http://127.0.0.1:$${NOTIFYHUB_PORT:-8000}/admin/   (user admin, password above)"
 	@echo "  API docs         http://127.0.0.1:$${NOTIFYHUB_PORT:-8000}/api/docs/"
 	@echo "  readiness        http://127.0.0.1:$${NOTIFYHUB_PORT:-8000}/readyz"
 	@echo ""
-	$(BIN)/python -m notifyhub.devredis -- $(BIN)/honcho start
+	$(BIN)/python -m notifyhub.devredis -- $(BIN)/honcho --procfile Procfile.dev start
 
 ## Run the whole suite: DATABASE_URL / REDIS_URL when set, SQLite and an embedded Redis otherwise.
 test: $(STAMP)

@@ -1,9 +1,10 @@
-"""The Celery app. Workers keep their database connection across tasks (checked, not reopened)."""
+"""The Celery app. Workers keep their database connection across tasks (checked, not reopened);
+beat runs once per deployment (a Redis lock, notifyhub/beat_lock.py)."""
 
 import os
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun
+from celery.signals import beat_init, task_postrun, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "notifyhub.settings")
 
@@ -23,3 +24,12 @@ def _drop_broken_db_connections(**kwargs: object) -> None:
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+@beat_init.connect
+def _hold_beat_lock(**kwargs: object) -> None:
+    """A second beat would enqueue every sweep twice: it exits here instead. The SystemExit it
+    raises passes Celery's signal dispatch (which catches only Exception) and ends beat."""
+    from notifyhub.beat_lock import beat_lock_hold
+
+    beat_lock_hold()

@@ -76,7 +76,25 @@ def env_seconds(name: str, default: int) -> timedelta:
 
 # --- Core ---
 
-DEBUG = env_bool("DEBUG", False)
+# `make run` leaves this file in the var directory of a development checkout: there, any shell
+# (a second one for `manage.py createclient`, say) gets DEBUG on without exporting it, as the
+# processes `make run` started have. Elsewhere DEBUG is off unless set; DEBUG in the
+# environment always wins. It is a file of its own, not the var directory itself, because a
+# production machine has a var directory too (static files, the beat schedule).
+DEVELOPMENT_MARKER = VAR_DIR / "development-checkout"
+DEBUG = env_bool("DEBUG", DEVELOPMENT_MARKER.exists())
+
+
+def env_required(name: str, development_default: str) -> str:
+    """A production requirement: with DEBUG off a missing value stops the process, rather than
+    quietly pointing a deployment at a local file or server."""
+    value = os.environ.get(name, "").strip()
+    if value:
+        return value
+    if not DEBUG:
+        raise ImproperlyConfigured(f"{name} must be set when DEBUG is off")
+    return development_default
+
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
@@ -111,6 +129,8 @@ MIDDLEWARE = [
     "notifyhub.middleware.RequestIdMiddleware",
     "notifyhub.middleware.ApiRequestCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # The web process serves /static/ itself (admin, API docs, landing page): no CDN, no proxy.
+    "notifyhub.static_files.StaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -165,7 +185,7 @@ _default_db = f"sqlite:///{VAR_DIR / 'notifyhub.sqlite3'}"
 try:
     DATABASES = {
         "default": dj_database_url.parse(
-            os.environ.get("DATABASE_URL", _default_db),
+            env_required("DATABASE_URL", _default_db),
             conn_max_age=env_int("NOTIFYHUB_DB_CONN_MAX_AGE", 0),
             conn_health_checks=True,
         )
@@ -211,7 +231,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis and cache ---
 
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_URL = env_required("REDIS_URL", "redis://127.0.0.1:6379/0")
 # Every Redis key and pub/sub channel of this deployment starts with this prefix, so two
 # deployments (or two test runs) on one Redis never see each other's messages.
 NOTIFYHUB_REDIS_PREFIX = os.environ.get("NOTIFYHUB_REDIS_PREFIX", "notifyhub")
@@ -245,6 +265,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_TASK_DEFAULT_QUEUE = "notifyhub"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = "UTC"
+# Exactly one beat per deployment: it holds a Redis lock of this lifetime, renewed every third
+# of it; a second beat exits at start-up, and a killed beat's lock lapses after it
+# (notifyhub/beat_lock.py).
+NOTIFYHUB_BEAT_LOCK_TTL = env_int("NOTIFYHUB_BEAT_LOCK_TTL", 30, minimum=3)
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "expire-idempotency-keys": {
         "task": "events.tasks.idempotency_keys_expire_task",
@@ -495,7 +519,17 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+# `manage.py collectstatic` fills it in production; with DEBUG on, files are served straight from
+# the apps (WhiteNoise's finders), so development needs no collectstatic.
 STATIC_ROOT = VAR_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Gzip copies (and Brotli ones, where that package is installed) written next to each file
+    # by collectstatic, without hashed names: a manifest would make every page that links a
+    # static file fail until collectstatic ran, tests and fresh checkouts included. WhiteNoise
+    # revalidates unhashed files after a minute.
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 
 # --- Security (production) ---
 

@@ -10,9 +10,11 @@ from oauth2_provider import urls as oauth2_urls
 
 from notifyhub import errors, health
 from notifyhub.introspection import HubIntrospectTokenView
+from notifyhub.landing import landing
 from notifyhub.oauth import RateLimitedTokenView
 
 urlpatterns = [
+    path("", landing, name="landing"),
     path("admin/", admin.site.urls),
     # DOT's token endpoint with rate limits, ahead of DOT's own route to it.
     path("o/token/", RateLimitedTokenView.as_view()),
@@ -28,7 +30,13 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
+    path(
+        "api/redoc/",
+        SpectacularRedocView.as_view(
+            url_name="schema", template_name="drf_spectacular/redoc_offline.html"
+        ),
+        name="api-redoc",
+    ),
     path("", include("events.urls")),
     path("", include("subscriptions.urls")),
     path("", include("streams.urls")),

@@ -204,6 +204,32 @@ def start_worker(log_dir: Path, *, queue: str, concurrency: int = 2, **env: str)
     return process
 
 
+def start_beat(log_dir: Path, **env: str) -> Process:
+    """A celery beat with a schedule file of its own; returns once it has started (or exited)."""
+    schedule = log_dir / f"beat-schedule-{uuid.uuid4().hex[:6]}"
+    process = _spawn(
+        [
+            str(BIN / "celery"),
+            "--app",
+            "notifyhub",
+            "beat",
+            "--loglevel",
+            "INFO",
+            "--schedule",
+            str(schedule),
+        ],
+        process_env(**env),
+        log_dir / f"beat-{uuid.uuid4().hex[:6]}.log",
+        "beat",
+    )
+    wait_until(
+        lambda: process.popen.poll() is not None or "beat lock" in process.output(),
+        timeout=60,
+        what="celery beat started",
+    )
+    return process
+
+
 @contextmanager
 def running(*processes: Process) -> Iterator[None]:
     try:
