@@ -33,7 +33,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from notifyhub import errors
+from notifyhub.errors import Forbidden, HubError, NotAuthenticated, json_error
 
 logger = logging.getLogger(__name__)
 
@@ -168,19 +168,19 @@ def _networks() -> Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     return (ipaddress.ip_network(n, strict=False) for n in settings.NOTIFYHUB_METRICS_ALLOW)
 
 
-def _refusal(request: HttpRequest) -> errors.HubError | None:
+def _refusal(request: HttpRequest) -> HubError | None:
     if settings.NOTIFYHUB_METRICS_ALLOW:
         try:
             address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
         except ValueError:
-            return errors.Forbidden("Metrics are not served to this address.")
+            return Forbidden("Metrics are not served to this address.")
         if not any(address in network for network in _networks()):
-            return errors.Forbidden("Metrics are not served to this address.")
+            return Forbidden("Metrics are not served to this address.")
     token = settings.NOTIFYHUB_METRICS_TOKEN
     if token:
         given = request.META.get("HTTP_AUTHORIZATION", "")
         if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            return errors.NotAuthenticated("The metrics token is required.")
+            return NotAuthenticated("The metrics token is required.")
     return None
 
 
@@ -189,5 +189,5 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     """Prometheus's text format, for requests from NOTIFYHUB_METRICS_ALLOW with the token."""
     refusal = _refusal(request)
     if refusal is not None:
-        return errors.json_error(refusal)
+        return json_error(refusal)
     return HttpResponse(metrics_text(), content_type=CONTENT_TYPE_LATEST)
