@@ -5,6 +5,7 @@ The Kazoo wire format (validating a document, rendering one) is the surface's:
 """
 
 import functools
+import logging
 import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -21,11 +22,13 @@ from devices.tasks import device_pushes_enqueue
 from events.channels import RoutingStatement
 from events.models import Event
 from events.services import event_ingest
-from notifyhub import errors
+from notifyhub import errors, metrics
 from notifyhub.models import Account
 from notifyhub.outbox import Retries, backoff_seconds
 from notifyhub.sql import sql_names
 from notifyhub.tenancy import HUB
+
+logger = logging.getLogger(__name__)
 
 
 class DeviceNotFound(errors.NotFound):
@@ -376,6 +379,7 @@ def _settle(pushes: list[DevicePush], answers: dict[int, ProviderAnswer]) -> Sen
                 created_at=now,
             )
         )
+        _push_attempt_observe(push, answer)
         if answer.outcome == Outcome.SENT:
             sent.append(push.pk)
         elif answer.outcome == Outcome.INVALID_TOKEN:
@@ -411,6 +415,38 @@ def _settle(pushes: list[DevicePush], answers: dict[int, ProviderAnswer]) -> Sen
         retries=Retries(
             {push.pk: (push.next_attempt_at - now).total_seconds() for push in retries}
         ),
+    )
+
+
+def _push_attempt_observe(push: DevicePush, answer: ProviderAnswer) -> None:
+    """Count one push attempt by provider and outcome; log a failure once, with its ids."""
+    provider = push.registration.notification_type
+    metrics.device_pushes.labels(provider, str(answer.outcome)).inc()
+    if answer.outcome == Outcome.SENT:
+        return
+    logger.warning(
+        "device push %s: push=%s event=%s registration=%s device=%s provider=%s attempt=%d "
+        "status=%s: %s %s",
+        answer.outcome,
+        push.pk,
+        push.event_id,
+        push.registration_id,
+        push.registration.device_id,
+        provider,
+        push.attempts,
+        answer.status_code,
+        answer.reason,
+        answer.answer[:200],
+        extra={
+            "push_id": push.pk,
+            "event_id": push.event_id,
+            "registration_id": push.registration_id,
+            "device_id": push.registration.device_id,
+            "provider": provider,
+            "attempt": push.attempts,
+            "status_code": answer.status_code,
+            "reason": answer.reason,
+        },
     )
 
 

@@ -4,6 +4,7 @@ import functools
 import hashlib
 import json
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,7 +18,7 @@ from django.utils import timezone
 from events.channels import RoutingStatement, channels_all
 from events.models import ApiKey, Event, EventType, new_event_id
 from events.selectors import event_type_get_cached
-from notifyhub import errors
+from notifyhub import errors, metrics
 from notifyhub.formats import UNSTORABLE_MESSAGE, unstorable_char, unstorable_path
 from notifyhub.selectors import account_in_reach, principal_in_reach
 from notifyhub.services import tenant_ensure
@@ -131,12 +132,43 @@ def event_ingest(
     payload: JSONDict,
     idempotency_key: str | None,
 ) -> IngestResult:
-    """Validate, dedupe and store one event, and route it in the same transaction.
+    """Validate, dedupe and store one event, and route it in the same transaction (counted in
+    the metrics by type and outcome, and timed).
 
     `producer` scopes the idempotency key; without a key the type and payload are the key.
     `reach` bounds the accounts and users the event may address (`tenancy.HUB` for the hub's
     own events).
     """
+    started = time.perf_counter()
+    outcome = "refused"
+    try:
+        result = _event_ingest(
+            producer=producer,
+            reach=reach,
+            type_id=type_id,
+            payload=payload,
+            idempotency_key=idempotency_key,
+        )
+        outcome = "duplicate" if result.duplicate else "stored"
+        return result
+    finally:
+        metrics.ingest_seconds.observe(time.perf_counter() - started)
+        # Only catalogue types become labels: a producer's typo must not grow the series.
+        known = outcome != "refused" or (
+            not unstorable_char(type_id) and event_type_get_cached(type_id=type_id) is not None
+        )
+        metrics.events_ingested.labels(type_id if known else "unknown", outcome).inc()
+
+
+def _event_ingest(
+    *,
+    producer: str,
+    reach: Reach,
+    type_id: str,
+    payload: JSONDict,
+    idempotency_key: str | None,
+) -> IngestResult:
+    """The ingest itself (event_ingest counts and times it)."""
     # An id holding text no database can store names no catalogue row, and may not be queried.
     event_type = None if unstorable_char(type_id) else event_type_get_cached(type_id=type_id)
     if event_type is None:

@@ -1,3 +1,5 @@
+import functools
+
 from django.apps import AppConfig
 
 
@@ -46,3 +48,53 @@ class NotifyhubConfig(AppConfig):
             compute=live_token_count,
             url="/admin/oauth2_provider/accesstoken/",
         )
+        _register_liveness()
+
+
+def _liveness_described(role: str) -> str:
+    from notifyhub.heartbeats import liveness_read
+
+    return liveness_read()[role].describe()
+
+
+def _register_liveness() -> None:
+    """Workers' and beat's heartbeats and the Celery queues: on the admin index and in metrics."""
+    from notifyhub.celery import queue_lengths
+    from notifyhub.dashboard import counter_register
+    from notifyhub.heartbeats import ROLES, liveness_read
+    from notifyhub.metrics import scrape_gauge_register
+
+    for role in ROLES:
+        counter_register(
+            label=f"{role.capitalize()} heartbeat",
+            compute=functools.partial(_liveness_described, role),
+        )
+
+    def heartbeat_ages() -> dict[tuple[str, ...], float]:
+        return {
+            (role,): liveness.age
+            for role, liveness in liveness_read().items()
+            if liveness.age is not None
+        }
+
+    def alive() -> dict[tuple[str, ...], float]:
+        return {(role,): float(liveness.alive) for role, liveness in liveness_read().items()}
+
+    scrape_gauge_register(
+        name="notifyhub_heartbeat_age_seconds",
+        documentation="Seconds since the newest heartbeat of any worker / beat process.",
+        compute=heartbeat_ages,
+        labels=("role",),
+    )
+    scrape_gauge_register(
+        name="notifyhub_heartbeat_processes_alive",
+        documentation="Worker / beat processes whose heartbeat is recent.",
+        compute=alive,
+        labels=("role",),
+    )
+    scrape_gauge_register(
+        name="notifyhub_celery_queue_length",
+        documentation="Messages waiting in a Celery queue (Redis LLEN at scrape time).",
+        compute=queue_lengths,
+        labels=("queue",),
+    )

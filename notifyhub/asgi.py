@@ -1,6 +1,7 @@
 """ASGI entry point served by daphne: HTTP (including server-sent event streams)."""
 
 import asyncio
+import atexit
 import gc
 import io
 import os
@@ -29,6 +30,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "notifyhub.settings")
 django.setup(set_prefix=False)  # What get_asgi_application() does before building its handler.
 
 from notifyhub.body_limits import body_limit_for, too_large_answer  # noqa: E402 - needs setup()
+from notifyhub.metrics import process_dead  # noqa: E402 - needs setup()
 
 
 class ThreadPoolASGIHandler(ASGIHandler):
@@ -205,6 +207,8 @@ async def _answer_too_large(path: str, headers: dict[str, str], send) -> None:  
 
 
 application = ProtocolTypeRouter({"http": body_limited})
+# A web process that stops takes its live gauges (open streams) out of every later scrape's sum.
+atexit.register(process_dead, os.getpid())
 
 
 _PHRASES = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}

@@ -12,14 +12,14 @@ class Counter:
     """One figure on the admin index: a label, a function computing it, and where to look."""
 
     label: str
-    compute: Callable[[], int]
+    compute: Callable[[], int | str]
     url: str = ""
 
 
 _counters: list[Counter] = []
 
 
-def counter_register(*, label: str, compute: Callable[[], int], url: str = "") -> None:
+def counter_register(*, label: str, compute: Callable[[], int | str], url: str = "") -> None:
     """Add a figure to the admin index (called from an AppConfig.ready())."""
     if any(counter.label == label for counter in _counters):
         return

@@ -1,11 +1,9 @@
 """Request ids (every response carries `X-Request-ID`, every log line names it), and the API's
 error body, never an HTML page, for a bad request or a view's exception whatever DEBUG says."""
 
-import logging
 import re
 import uuid
 from collections.abc import Callable
-from contextvars import ContextVar
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
@@ -14,8 +12,8 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.deprecation import MiddlewareMixin
 
 from notifyhub import errors
+from notifyhub.logs import request_id as _request_id
 
-_request_id: ContextVar[str] = ContextVar("request_id", default="-")
 # A caller's id is echoed only if it is short and plain, so it cannot forge log lines.
 _ACCEPTABLE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -64,14 +62,6 @@ class RequestIdMiddleware:
             _request_id.reset(token)
         response["X-Request-ID"] = request_id
         return response
-
-
-class RequestIdLogFilter(logging.Filter):
-    """Adds `request_id` to every log record."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = _request_id.get()
-        return True
 
 
 class ApiErrorMiddleware(MiddlewareMixin):

@@ -55,6 +55,7 @@ def serve(*, host: str, port: int, processes: int, application: str) -> int:
             for index, worker in enumerate(workers):
                 if worker.poll() is not None:
                     sys.stderr.write(f"notifyhub: daphne {worker.pid} exited; restarting\n")
+                    _metrics_process_dead(worker.pid)
                     workers[index] = start(index)
             time.sleep(0.5)
     finally:
@@ -66,9 +67,18 @@ def serve(*, host: str, port: int, processes: int, application: str) -> int:
                 worker.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 worker.kill()
+                worker.wait()
+            _metrics_process_dead(worker.pid)
         for listener in listeners:
             listener.close()
     return 0
+
+
+def _metrics_process_dead(pid: int) -> None:
+    """A daphne that exited takes its live gauges (open streams) out of the sum."""
+    from notifyhub.metrics import process_dead
+
+    process_dead(pid)
 
 
 def default_processes() -> int:

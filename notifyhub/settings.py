@@ -443,7 +443,16 @@ NOTIFYHUB_STREAM_PATHS = ("/api/push/subscribe", "/admin/streams/streamsession/l
 NOTIFYHUB_MAX_BODY_BYTES = env_int("NOTIFYHUB_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
 
 # Paths whose errors are always JSON in the platform's error body, never an HTML page.
-NOTIFYHUB_API_PREFIXES = ("/api/", "/v1/", "/v2/", "/notification/", "/o/", "/healthz", "/readyz")
+NOTIFYHUB_API_PREFIXES = (
+    "/api/",
+    "/v1/",
+    "/v2/",
+    "/notification/",
+    "/o/",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+)
 
 # --- Webhooks ---
 
@@ -535,7 +544,7 @@ STORAGES = {
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("NOTIFYHUB_SECURE_SSL_REDIRECT", not DEBUG)
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 SECURE_HSTS_SECONDS = env_int("NOTIFYHUB_HSTS_SECONDS", 0 if DEBUG else 31536000)
@@ -549,18 +558,26 @@ MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
 # --- Logging ---
 
+# `plain` (one line of text) or `json` (one JSON object per line, for a log collector).
+NOTIFYHUB_LOG_FORMAT = os.environ.get("NOTIFYHUB_LOG_FORMAT", "plain").strip().lower()
+if NOTIFYHUB_LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured(
+        f"NOTIFYHUB_LOG_FORMAT must be plain or json, got {NOTIFYHUB_LOG_FORMAT!r}"
+    )
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "notifyhub.middleware.RequestIdLogFilter"}},
+    "filters": {"request_id": {"()": "notifyhub.logs.RequestIdLogFilter"}},
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"}
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "notifyhub.logs.JsonFormatter"},
     },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "filters": ["request_id"],
-            "formatter": "plain",
+            "formatter": NOTIFYHUB_LOG_FORMAT,
         }
     },
     "root": {"handlers": ["console"], "level": os.environ.get("NOTIFYHUB_LOG_LEVEL", "INFO")},
@@ -568,5 +585,41 @@ LOGGING = {
         "django.db.backends": {"level": "INFO"},
         # httpx logs every request at INFO: one line per push would drown the worker's log.
         "httpx": {"level": "WARNING"},
+        # Celery's routine lines: "Task ... received", "Task ... succeeded", and beat's
+        # "Sending due task" for every sweep, every 15 to 600 s. A task's failure (an exception)
+        # is still logged at ERROR, and an attempt's failure by our own WARNING line.
+        "celery.app.trace": {"level": "WARNING"},
+        "celery.worker.strategy": {"level": "WARNING"},
+        "celery.beat": {"level": "WARNING"},
     },
 }
+
+# --- Metrics and liveness ---
+
+# /metrics answers only requests from these networks (CIDR; empty: from anywhere) and, when a
+# token is set, only those carrying `Authorization: Bearer <token>`. At least one must be set.
+NOTIFYHUB_METRICS_TOKEN = os.environ.get("NOTIFYHUB_METRICS_TOKEN", "")
+NOTIFYHUB_METRICS_ALLOW = env_list("NOTIFYHUB_METRICS_ALLOW", ["127.0.0.0/8", "::1/128"])
+for _network in NOTIFYHUB_METRICS_ALLOW:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"NOTIFYHUB_METRICS_ALLOW: {_network!r} is not a network (CIDR)"
+        ) from None
+if not NOTIFYHUB_METRICS_ALLOW and not NOTIFYHUB_METRICS_TOKEN:
+    raise ImproperlyConfigured(
+        "NOTIFYHUB_METRICS_ALLOW is empty and NOTIFYHUB_METRICS_TOKEN unset: /metrics would be "
+        "open to anyone; set a token, or networks"
+    )
+# Every process of this deployment on this machine (web, worker, beat) writes its counters to
+# files in this directory, and a scrape of any web process adds them all up (prometheus_client's
+# multiprocess mode). prometheus_client reads the variable when it is first imported, so it is
+# set here, before any module imports it. Empty it before the deployment starts (docs/metrics.md).
+NOTIFYHUB_METRICS_DIR = Path(
+    os.environ.get("PROMETHEUS_MULTIPROC_DIR") or VAR_DIR / "metrics" / NOTIFYHUB_REDIS_PREFIX
+)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(NOTIFYHUB_METRICS_DIR)
+# Seconds between the heartbeats workers and beat write to Redis; one missing for three of
+# these shows that process as down (admin index, /readyz detail, metrics).
+NOTIFYHUB_HEARTBEAT_INTERVAL = env_float("NOTIFYHUB_HEARTBEAT_INTERVAL", 10.0, minimum=0.1)

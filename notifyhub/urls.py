@@ -8,7 +8,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from oauth2_provider import urls as oauth2_urls
 
-from notifyhub import errors, health
+from notifyhub import errors, health, metrics
 from notifyhub.introspection import HubIntrospectTokenView
 from notifyhub.landing import landing
 from notifyhub.oauth import RateLimitedTokenView
@@ -28,6 +28,7 @@ urlpatterns = [
     path("o/", include(oauth2_urls, namespace="oauth2_provider")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics_view, name="metrics"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path(

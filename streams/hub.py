@@ -12,6 +12,7 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -19,6 +20,8 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connections
 
+from notifyhub import metrics
+from notifyhub.metrics import seconds_since
 from notifyhub.redis import redis_client
 from notifyhub.selectors import member_account_ids
 from streams.frames import admin_feed_frame, stream_event_frame
@@ -146,6 +149,7 @@ class StreamHub:
             left = connection.expires_at - time.time()
             connection.expiry = loop.call_later(max(0.0, left), self._expired, connection)
         self._all.add(connection)
+        metrics.streams_open.inc()
         if connection.session_id is None:
             self._feeds.add(connection)
         else:
@@ -187,6 +191,8 @@ class StreamHub:
     def detach(self, connection: StreamConnection) -> None:
         if connection.expiry is not None:
             connection.expiry.cancel()
+        if connection in self._all:
+            metrics.streams_open.dec()
         self._all.discard(connection)
         self._feeds.discard(connection)
         if connection.session_id is not None:
@@ -322,6 +328,9 @@ class StreamHub:
                     item = ("event", (event["id"], admin_feed_frame(event).encode()))
                     for feed in self._feeds:
                         feed.offer(item)
+                if targets or self._feeds:
+                    created_at = datetime.fromisoformat(event["created_at"])
+                    metrics.stream_fanout_seconds.observe(seconds_since(created_at))
             elif message["t"] == "takeover":
                 for connection in self._by_session.get(message["session"], ()):
                     if str(connection.connection_id) != message["connection"]:

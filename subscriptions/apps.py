@@ -9,8 +9,14 @@ class SubscriptionsConfig(AppConfig):
     def ready(self) -> None:
         from events.channels import channel_register
         from notifyhub.dashboard import counter_register
+        from notifyhub.metrics import scrape_gauge_register
         from subscriptions.channels import PullChannel, WebhookChannel
-        from subscriptions.selectors import deliveries_failed_count, notifications_pending_count
+        from subscriptions.selectors import (
+            deliveries_backlog_age,
+            deliveries_failed_count,
+            deliveries_pending_count,
+            notifications_pending_count,
+        )
 
         channel_register(PullChannel())
         channel_register(WebhookChannel())
@@ -23,4 +29,19 @@ class SubscriptionsConfig(AppConfig):
             label="Failed deliveries",
             compute=deliveries_failed_count,
             url="/admin/subscriptions/delivery/?status__in=failed,unknown",
+        )
+        scrape_gauge_register(
+            name="notifyhub_notifications_queued",
+            documentation="Readable notifications across every subscription's queue.",
+            compute=notifications_pending_count,
+        )
+        scrape_gauge_register(
+            name="notifyhub_webhook_deliveries_pending",
+            documentation="Webhook deliveries waiting for an attempt (due or backing off).",
+            compute=deliveries_pending_count,
+        )
+        scrape_gauge_register(
+            name="notifyhub_webhook_backlog_age_seconds",
+            documentation="How late the longest-waiting due webhook delivery is (0: none due).",
+            compute=deliveries_backlog_age,
         )

@@ -110,3 +110,21 @@ def deliveries_failed_count() -> int:
         status__in=[Delivery.Status.FAILED, Delivery.Status.UNKNOWN],
         expires_at__gt=timezone.now(),
     ).count()
+
+
+def deliveries_pending_count() -> int:
+    """Webhook deliveries waiting for an attempt, due or not (metrics; the pending index)."""
+    return Delivery.objects.filter(status=Delivery.Status.PENDING).count()
+
+
+def deliveries_backlog_age() -> float:
+    """Seconds the longest-waiting due webhook delivery is late (metrics): 0 when none is due.
+    Served by the partial index on pending deliveries' next_attempt_at."""
+    now = timezone.now()
+    oldest = (
+        Delivery.objects.filter(status=Delivery.Status.PENDING, next_attempt_at__lte=now)
+        .order_by("next_attempt_at")
+        .values_list("next_attempt_at", flat=True)
+        .first()
+    )
+    return 0.0 if oldest is None else max(0.0, (now - oldest).total_seconds())

@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from events.channels import RoutingStatement
 from events.models import Event
+from notifyhub import metrics
 from notifyhub.http import (
     OutboundError,
     OutboundPolicy,
@@ -36,6 +37,7 @@ from notifyhub.http import (
     parse_networks,
     pooled_client,
 )
+from notifyhub.metrics import seconds_since, status_class
 from notifyhub.outbox import Retries, backoff_seconds, retry_after_seconds
 from notifyhub.sql import sql_constant, sql_names
 from subscriptions.messages import WebhookBody, integration_message
@@ -145,6 +147,8 @@ class _Prepared:
     headers: dict[str, str]
     policy: str
     refusal: str = ""
+    event_id: str = ""
+    event_created_at: datetime | None = None  # for the ingest-to-receiver latency
 
 
 @dataclass(frozen=True)
@@ -347,6 +351,8 @@ def _prepare(delivery_ids: list[int]) -> list[_Prepared]:
                 headers=headers,
                 policy=subscription.delivery_policy,
                 refusal="" if subscription.pushes else "push is disabled for this subscription",
+                event_id=delivery.event_id,
+                event_created_at=delivery.event.created_at,
             )
         )
     return prepared
@@ -473,7 +479,38 @@ def _record(results: list[tuple[_Prepared, _Outcome]]) -> dict[int, float]:
                 last_error="",
                 finished_at=now,
             )
+    _attempts_observe(results)
     return retry_ids
+
+
+def _attempts_observe(results: list[tuple[_Prepared, _Outcome]]) -> None:
+    """Count the recorded attempts, and log each failure once, with its reason and ids."""
+    for prepared, outcome in results:
+        if outcome.status_code is not None and not outcome.error:
+            metrics.webhook_attempts.labels("delivered", status_class(outcome.status_code)).inc()
+            if prepared.event_created_at is not None:
+                metrics.delivery_latency_seconds.observe(seconds_since(prepared.event_created_at))
+            continue
+        # Refused: never sent (the SSRF guard, push disabled); no retry can cure it.
+        kind = "refused" if outcome.final and outcome.status_code is None else "failed"
+        metrics.webhook_attempts.labels(kind, status_class(outcome.status_code)).inc()
+        logger.warning(
+            "webhook attempt %s: delivery=%s event=%s subscription=%s attempt=%d: %s",
+            kind,
+            prepared.delivery_id,
+            prepared.event_id,
+            prepared.subscription_id,
+            prepared.attempt,
+            outcome.error,
+            extra={
+                "delivery_id": prepared.delivery_id,
+                "event_id": prepared.event_id,
+                "subscription_id": str(prepared.subscription_id),
+                "attempt": prepared.attempt,
+                "status_code": outcome.status_code,
+                "reason": outcome.error,
+            },
+        )
 
 
 @dataclass(frozen=True)

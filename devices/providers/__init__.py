@@ -7,6 +7,7 @@ connection) at a time.
 """
 
 import asyncio
+import logging
 import os
 import ssl
 import threading
@@ -15,6 +16,7 @@ from typing import Any, TypeVar
 
 import httpx
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 from devices.providers.apns import ApnsProvider
 from devices.providers.base import (
@@ -24,6 +26,7 @@ from devices.providers.base import (
     retry_after_seconds,
     transport_error_answer,
 )
+from devices.providers.configuration import NOT_CONFIGURED, provider_unusable
 from devices.providers.fcm import FcmProvider
 
 __all__ = [
@@ -37,6 +40,10 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
+# Providers whose configuration was found broken in this process (warned about once).
+_unreadable: set[str] = set()
 
 
 class _LoopThread:
@@ -94,11 +101,27 @@ class PushClients:
         """Send every message concurrently; answers come back in the same order."""
 
         async def send(message: PushMessage) -> ProviderAnswer:
+            missing = provider_unusable(message.provider)
+            if missing:
+                return ProviderAnswer(
+                    outcome=Outcome.FAILED, status_code=None, reason=NOT_CONFIGURED, answer=missing
+                )
             provider = self.apns if message.provider == "apns" else self.fcm
             try:
                 return await provider.send(message)
             except httpx.HTTPError as exc:
                 return transport_error_answer(exc)
+            except (ImproperlyConfigured, OSError) as exc:
+                # A key file named but missing or unreadable: the same for every push.
+                reason = f"{type(exc).__name__}: {exc}"[:500]
+                if message.provider not in _unreadable:
+                    _unreadable.add(message.provider)
+                    logger.warning(
+                        "push provider %s is misconfigured: %s", message.provider, reason
+                    )
+                return ProviderAnswer(
+                    outcome=Outcome.FAILED, status_code=None, reason=NOT_CONFIGURED, answer=reason
+                )
 
         async def batch() -> list[ProviderAnswer]:
             return list(await asyncio.gather(*(send(message) for message in messages)))
