@@ -7,13 +7,22 @@ class SubscriptionsConfig(AppConfig):
     name = "subscriptions"
 
     def ready(self) -> None:
+        from django.db.models.signals import pre_delete
+
         from events.channels import channel_register
         from notifyhub.dashboard import counter_register
         from subscriptions.channels import PullChannel, WebhookChannel
+        from subscriptions.models import Subscription
+        from subscriptions.receivers import subscription_deleting
         from subscriptions.selectors import deliveries_failed_count, notifications_pending_count
 
         channel_register(PullChannel())
         channel_register(WebhookChannel())
+        pre_delete.connect(
+            subscription_deleting,
+            sender=Subscription,
+            dispatch_uid="subscriptions.subscription_deleting",
+        )
         counter_register(
             label="Queued notifications",
             compute=notifications_pending_count,
