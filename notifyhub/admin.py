@@ -90,3 +90,17 @@ class AccountAdmin(admin.ModelAdmin):
     @admin.display(description="members", ordering="members_total")
     def member_count(self, account: Account) -> int:
         return account.members_total  # type: ignore[attr-defined]  # get_queryset's annotation
+
+
+class LedgerAdmin(admin.ModelAdmin):
+    """An admin page for a record: listed and viewed, never added, edited or deleted there
+    (its rows are written by the hub as things happen, and forgotten by its retention)."""
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

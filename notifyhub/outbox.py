@@ -7,6 +7,7 @@ the sweep.
 """
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -54,3 +55,20 @@ def backoff_seconds(
     if jitter:
         delay = random.uniform(delay / 2, delay)  # noqa: S311 - jitter, not a secret
     return min(max(delay, retry_after or 0.0), cap)
+
+
+# Headers whose value is a credential: the ledger keeps that they were sent, not what.
+REDACTED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
+LEDGER_HEADERS_MAX = 50
+LEDGER_HEADER_VALUE_MAX = 500
+
+
+def headers_for_ledger(headers: Mapping[str, str]) -> dict[str, str]:
+    """Request or response headers as an attempt row keeps them: names in lower case,
+    credentials redacted, at most LEDGER_HEADERS_MAX of them, each value cut at
+    LEDGER_HEADER_VALUE_MAX characters (a receiver decides what it answers)."""
+    kept: dict[str, str] = {}
+    for name, value in list(headers.items())[:LEDGER_HEADERS_MAX]:
+        key = name.lower()
+        kept[key] = "[redacted]" if key in REDACTED_HEADERS else value[:LEDGER_HEADER_VALUE_MAX]
+    return kept

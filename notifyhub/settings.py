@@ -282,6 +282,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "subscriptions.tasks.deliveries_sweep_task",
         "schedule": 15,
     },
+    "purge-delivery-ledger": {
+        "task": "subscriptions.tasks.deliveries_purge_ledger_task",
+        "schedule": 3600,
+    },
     "trim-stream-sessions": {
         "task": "streams.tasks.stream_sessions_trim_task",
         "schedule": 60,
@@ -482,6 +486,9 @@ NOTIFYHUB_WEBHOOK_LEASE = env_seconds("NOTIFYHUB_WEBHOOK_LEASE", 120)
 NOTIFYHUB_WEBHOOK_MAX_ATTEMPTS = env_int("NOTIFYHUB_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
 NOTIFYHUB_WEBHOOK_RETRY_BASE = env_seconds("NOTIFYHUB_WEBHOOK_RETRY_BASE", 30)
 # How long the previous secret still signs after a rotation.
+# How long finished webhook deliveries and their attempts are kept (the ledger), also after
+# their subscription is deleted.
+NOTIFYHUB_LEDGER_RETENTION = env_seconds("NOTIFYHUB_LEDGER_RETENTION", 30 * 24 * 3600)
 NOTIFYHUB_WEBHOOK_SECRET_GRACE = env_seconds("NOTIFYHUB_WEBHOOK_SECRET_GRACE", 24 * 3600)
 # How often a client may release its failed deliveries.
 NOTIFYHUB_RELEASE_INTERVAL = env_seconds("NOTIFYHUB_RELEASE_INTERVAL", 3600)

@@ -1,24 +1,46 @@
 """Operator console for subscriptions and their queues."""
 
 from datetime import timedelta
+from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import Count, Q, QuerySet
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.text import Truncator
 
+from events.models import EventType
 from notifyhub import errors
-from notifyhub.admin import site
+from notifyhub.admin import LedgerAdmin, site
 from subscriptions.models import (
     Delivery,
     DeliveryAttempt,
     Notification,
+    Recovery,
     Subscription,
     SubscriptionEventType,
 )
-from subscriptions.redelivery import deliveries_release, deliveries_resend
+from subscriptions.redelivery import (
+    deliveries_release,
+    deliveries_resend,
+    recovery_start,
+    subscription_pause,
+    subscription_resume,
+)
 from subscriptions.webhooks import subscription_rotate_webhook_secret
+
+
+class RecoverForm(forms.Form):
+    since = forms.DateTimeField(
+        help_text="Deliveries written from this time on (UTC), e.g. 2026-12-04 09:00.",
+        initial=lambda: (timezone.now() - timedelta(hours=1)).replace(second=0, microsecond=0),
+    )
+    scope = forms.ChoiceField(choices=Recovery.Scope.choices, initial=Recovery.Scope.FAILED)
 
 
 class SubscriptionEventTypeInline(admin.TabularInline):
@@ -38,8 +60,14 @@ class SubscriptionAdmin(admin.ModelAdmin):
         "remaining",
         "delivery_policy",
         "push_disabled_at",
+        "paused_at",
     )
-    list_filter = ("active", "delivery_policy", ("push_disabled_at", admin.EmptyFieldListFilter))
+    list_filter = (
+        "active",
+        "delivery_policy",
+        ("push_disabled_at", admin.EmptyFieldListFilter),
+        ("paused_at", admin.EmptyFieldListFilter),
+    )
     search_fields = ("=id", "client_id", "subscribed_by", "notification_url")
     readonly_fields = (
         "subscription_date",
@@ -47,10 +75,75 @@ class SubscriptionAdmin(admin.ModelAdmin):
         "pages_read",
         "webhook_secret_previous_until",
         "push_disabled_reason",
+        "paused_at",
     )
     inlines = [SubscriptionEventTypeInline]
+    change_form_template = "admin/subscriptions/subscription/change_form.html"
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
-    actions = ["rotate_webhook_secret", "rotate_webhook_secret_now"]
+    actions = ["pause", "resume", "rotate_webhook_secret", "rotate_webhook_secret_now"]
+
+    @admin.action(description="Pause webhook deliveries (they wait, nothing is lost)")
+    def pause(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
+        for subscription in queryset:
+            held = subscription_pause(subscription=subscription)
+            self.message_user(request, f"{subscription.id}: paused; {held} deliveries held.")
+
+    @admin.action(description="Resume webhook deliveries (the held ones are sent, in order)")
+    def resume(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
+        for subscription in queryset:
+            if subscription.paused_at is None:
+                self.message_user(
+                    request, f"{subscription.id}: not paused; nothing to do.", messages.WARNING
+                )
+                continue
+            sent = subscription_resume(subscription=subscription)
+            self.message_user(request, f"{subscription.id}: resumed; {sent} deliveries queued.")
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path(
+                "<path:object_id>/recover/",
+                self.admin_site.admin_view(self.recover_view),
+                name="subscriptions_subscription_recover",
+            ),
+            *super().get_urls(),
+        ]
+
+    def recover_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """ "Recover since T": a form, then a background job whose progress the Recovery page
+        shows."""
+        subscription = self.get_object(request, object_id)
+        if subscription is None:
+            raise Http404("No such subscription.")
+        if not self.has_change_permission(request, subscription):
+            raise PermissionDenied
+        form = RecoverForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                recovery = recovery_start(
+                    subscription=subscription,
+                    since=form.cleaned_data["since"],
+                    scope=form.cleaned_data["scope"],
+                    requested_by=request.user.get_username(),
+                )
+            except errors.HubError as error:
+                form.add_error("since", error.description)
+            else:
+                self.message_user(
+                    request, f"Recovery {recovery.pk} queued: its progress is shown below."
+                )
+                changelist = reverse("admin:subscriptions_recovery_changelist")
+                return HttpResponseRedirect(
+                    f"{changelist}?subscription__id__exact={subscription.pk}"
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Recover deliveries of {subscription}",
+            "opts": self.model._meta,
+            "original": subscription,
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/subscriptions/subscription/recover.html", context)
 
     @admin.action(description="Rotate the webhook signing secret (shown once)")
     def rotate_webhook_secret(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
@@ -121,50 +214,99 @@ class DeliveryAttemptInline(admin.TabularInline):
     model = DeliveryAttempt
     extra = 0
     can_delete = False
-    fields = ("number", "started_at", "duration_ms", "status_code", "error", "response_excerpt")
+    fields = (
+        "number",
+        "started_at",
+        "duration_ms",
+        "status_code",
+        "error",
+        "response_excerpt",
+        "request_headers",
+        "response_headers",
+    )
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
 
 
+class EventTypeFilter(admin.SimpleListFilter):
+    """By the type of the event delivered (a column of the event, not of the delivery)."""
+
+    title = "event type"
+    parameter_name = "event_type"
+
+    def lookups(self, request: HttpRequest, model_admin: object) -> list[tuple[str, str]]:
+        return [(pk, pk) for pk in EventType.objects.order_by("id").values_list("id", flat=True)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if not value:
+            return queryset
+        field = "event__type_id" if queryset.model is Delivery else "delivery__event__type_id"
+        return queryset.filter(**{field: value})
+
+
 @admin.register(Delivery, site=site)
-class DeliveryAdmin(admin.ModelAdmin):
+class DeliveryAdmin(LedgerAdmin):
     list_display = (
         "id",
-        "subscription",
+        "status",
+        "reason",
         "client_id",
         "event",
-        "status",
         "attempts",
         "last_status_code",
-        "last_error",
         "created_at",
         "finished_at",
     )
-    list_filter = ("status",)
+    list_filter = (
+        "status",
+        EventTypeFilter,
+        "last_status_code",
+        ("created_at", admin.DateFieldListFilter),
+        ("subscription", admin.RelatedOnlyFieldListFilter),
+    )
     search_fields = ("=event__id", "subscription__client_id", "=subscription__id")
     list_select_related = ("subscription", "event")
     readonly_fields = [field.name for field in Delivery._meta.fields]
+    date_hierarchy = "created_at"
     inlines = [DeliveryAttemptInline]
     show_full_result_count = False
     actions = ["resend", "release_for_client"]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        # Resending changes rows: offered to whoever may change deliveries in principle (the
+        # permission), though no row is ever edited through a form.
+        actions = super().get_actions(request)
+        if not request.user.has_perm("subscriptions.change_delivery"):
+            actions.pop("resend", None)
+            actions.pop("release_for_client", None)
+        return actions
 
     @admin.display(description="client", ordering="subscription__client_id")
     def client_id(self, delivery: Delivery) -> str:
+        if delivery.subscription is None:
+            return f"(deleted) {delivery.deleted_subscription}"
         return delivery.subscription.client_id
+
+    @admin.display(description="reason")
+    def reason(self, delivery: Delivery) -> str:
+        return Truncator(delivery.last_error).chars(80) if delivery.last_error else "-"
 
     @admin.action(description="Resend")
     def resend(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
-        count = deliveries_resend(delivery_ids=list(queryset.values_list("id", flat=True)))
-        self.message_user(request, f"{count} deliveries queued to be sent again.")
+        result = deliveries_resend(delivery_ids=list(queryset.values_list("id", flat=True)))
+        level = messages.WARNING if result.skipped else messages.INFO
+        self.message_user(request, result.describe() + ".", level=level)
 
     @admin.action(description="Release for this client (its failed and unknown deliveries)")
     def release_for_client(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
-        clients = set(queryset.values_list("subscription__client_id", flat=True))
+        clients = set(
+            queryset.filter(subscription__isnull=False).values_list(
+                "subscription__client_id", flat=True
+            )
+        )
         count, refused = 0, []
         for client_id in sorted(clients):
             try:
@@ -182,10 +324,46 @@ class DeliveryAdmin(admin.ModelAdmin):
 
 
 @admin.register(DeliveryAttempt, site=site)
-class DeliveryAttemptAdmin(admin.ModelAdmin):
-    list_display = ("id", "delivery", "number", "started_at", "duration_ms", "status_code", "error")
-    list_filter = ("status_code",)
+class DeliveryAttemptAdmin(LedgerAdmin):
+    list_display = ("id", "error", "status_code", "delivery", "number", "started_at", "duration_ms")
+    list_filter = (
+        "status_code",
+        EventTypeFilter,
+        ("started_at", admin.DateFieldListFilter),
+        ("delivery__subscription", admin.RelatedOnlyFieldListFilter),
+    )
     search_fields = ("=delivery__event__id", "delivery__subscription__client_id")
     list_select_related = ("delivery",)
-    raw_id_fields = ("delivery",)
+    readonly_fields = [field.name for field in DeliveryAttempt._meta.fields]
+    date_hierarchy = "started_at"
     show_full_result_count = False
+
+
+@admin.register(Recovery, site=site)
+class RecoveryAdmin(LedgerAdmin):
+    """Recoveries started from a subscription's page (or the API), with their progress."""
+
+    list_display = (
+        "id",
+        "subscription",
+        "since",
+        "scope",
+        "status",
+        "progress",
+        "skipped_reasons",
+        "requested_by",
+        "created_at",
+        "finished_at",
+    )
+    list_filter = ("status", "scope")
+    search_fields = ("=subscription__id", "subscription__client_id", "requested_by")
+    list_select_related = ("subscription",)
+    readonly_fields = [field.name for field in Recovery._meta.fields]
+
+    @admin.display(description="resent / in range")
+    def progress(self, recovery: Recovery) -> str:
+        return f"{recovery.resent} / {recovery.total}"
+
+    @admin.display(description="left as they were")
+    def skipped_reasons(self, recovery: Recovery) -> str:
+        return "; ".join(f"{count} {reason}" for reason, count in recovery.skipped.items()) or "-"

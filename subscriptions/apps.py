@@ -7,10 +7,14 @@ class SubscriptionsConfig(AppConfig):
     name = "subscriptions"
 
     def ready(self) -> None:
+        from django.db.models.signals import pre_delete
+
         from events.channels import channel_register
         from notifyhub.dashboard import counter_register
         from notifyhub.metrics import scrape_gauge_register
         from subscriptions.channels import PullChannel, WebhookChannel
+        from subscriptions.models import Subscription
+        from subscriptions.receivers import subscription_deleting
         from subscriptions.selectors import (
             deliveries_backlog_age,
             deliveries_failed_count,
@@ -20,6 +24,11 @@ class SubscriptionsConfig(AppConfig):
 
         channel_register(PullChannel())
         channel_register(WebhookChannel())
+        pre_delete.connect(
+            subscription_deleting,
+            sender=Subscription,
+            dispatch_uid="subscriptions.subscription_deleting",
+        )
         counter_register(
             label="Queued notifications",
             compute=notifications_pending_count,

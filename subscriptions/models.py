@@ -51,6 +51,9 @@ class Subscription(models.Model):
         null=True, blank=True, help_text="Set when the receiver answered 410 Gone: no more pushes."
     )
     push_disabled_reason = models.CharField(max_length=200, blank=True, default="")
+    # Paused: events are still queued and its webhook deliveries still written, but held (status
+    # `paused`) until it is resumed; then they are sent in the order they were written.
+    paused_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-subscription_date"]
@@ -132,11 +135,21 @@ class Delivery(models.Model):
         DELIVERED = "delivered", "delivered"
         FAILED = "failed", "failed"
         UNKNOWN = "unknown", "unknown (the worker died while sending)"
+        PAUSED = "paused", "paused (held until its subscription is resumed)"
 
     id = models.BigAutoField(primary_key=True)
+    # Null once the subscription is deleted: the ledger outlives it (NOTIFYHUB_LEDGER_RETENTION),
+    # with the client and URL it was sent to kept in `deleted_subscription`.
     subscription = models.ForeignKey(
-        Subscription, on_delete=models.CASCADE, related_name="deliveries", db_index=False
+        Subscription,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="deliveries",
+        db_index=False,
     )
+    # A database default too: the routing statement (hand-written SQL) does not name it.
+    deleted_subscription = models.CharField(max_length=300, blank=True, db_default="")
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="+")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     created_at = models.DateTimeField(default=timezone.now)
@@ -189,6 +202,9 @@ class DeliveryAttempt(models.Model):
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     error = models.CharField(max_length=500, blank=True, default="")
     response_excerpt = models.CharField(max_length=500, blank=True, default="")
+    # As sent (credentials redacted) and as received: what a receiver's support desk asks for.
+    request_headers = models.JSONField(default=dict, blank=True)
+    response_headers = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["delivery", "number"]
@@ -199,3 +215,40 @@ class DeliveryAttempt(models.Model):
     @property
     def succeeded(self) -> bool:
         return self.status_code is not None and 200 <= self.status_code < 300
+
+
+class Recovery(models.Model):
+    """An operator's or administrator's "recover since T": one subscription's deliveries sent
+    again, from a time, by a background job whose progress this row records."""
+
+    class Scope(models.TextChoices):
+        FAILED = "failed", "failed and unknown deliveries"
+        ALL = "all", "every finished delivery (delivered ones too)"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "queued"
+        RUNNING = "running", "running"
+        DONE = "done", "done"
+
+    id = models.BigAutoField(primary_key=True)
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.CASCADE, related_name="recoveries"
+    )
+    since = models.DateTimeField(help_text="Deliveries written from this time on.")
+    scope = models.CharField(max_length=6, choices=Scope.choices, default=Scope.FAILED)
+    status = models.CharField(max_length=7, choices=Status.choices, default=Status.QUEUED)
+    requested_by = models.CharField(max_length=150, help_text="A username or a client id.")
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Deliveries in the range, those queued to be sent again, and those left as they were,
+    # counted by reason (e.g. {"still pending or sending": 3, "past retention": 1}).
+    total = models.PositiveIntegerField(default=0)
+    resent = models.PositiveIntegerField(default=0)
+    skipped = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        verbose_name_plural = "recoveries"
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"recover {self.subscription_id} since {self.since:%Y-%m-%d %H:%M} ({self.status})"

@@ -1,19 +1,29 @@
-"""Redelivery: the sweep that finds work lost or left behind, release, and the operator's resend."""
+"""Redelivery: the sweep that finds work lost or left behind, release, the operator's resend,
+pause and resume, and "recover since T"."""
 
 import time
-from dataclasses import dataclass
-from datetime import timedelta
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from notifyhub import errors
 from notifyhub.redis import redis_client, redis_key
-from subscriptions.models import Delivery, DeliveryAttempt
+from subscriptions.models import Delivery, DeliveryAttempt, Recovery, Subscription
 from subscriptions.selectors import subscriptions_pushing
-from subscriptions.tasks import deliveries_enqueue
+from subscriptions.tasks import deliveries_enqueue, recovery_enqueue
+
+FINISHED = [Delivery.Status.FAILED, Delivery.Status.UNKNOWN, Delivery.Status.DELIVERED]
+# Why a row asked for is not sent again (the admin and the API show these counts).
+SKIP_IN_FLIGHT = "still pending, sending or paused: it will be sent anyway"
+SKIP_EXPIRED = "past its retention: the receiver would get a notification already expired"
+SKIP_NOT_FAILED = "delivered (recover only failed and unknown ones, or choose all)"
+SKIP_NO_PUSH = "its subscription no longer pushes (no notification_url, or push disabled)"
+SKIP_TAKEN = "claimed by a worker meanwhile"
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,16 @@ def deliveries_sweep(
     expired = Delivery.objects.filter(status=Delivery.Status.PENDING, expires_at__lte=now).update(
         status=Delivery.Status.FAILED, last_error="expired before it was sent", finished_at=now
     )
+    # A row held while its subscription was being resumed (the sender read it paused, the
+    # resume ran before the hold was written) is released here.
+    Delivery.objects.filter(
+        status=Delivery.Status.PAUSED, subscription__paused_at__isnull=True
+    ).update(status=Delivery.Status.PENDING)
+    expired += Delivery.objects.filter(status=Delivery.Status.PAUSED, expires_at__lte=now).update(
+        status=Delivery.Status.FAILED,
+        last_error="expired while its subscription was paused",
+        finished_at=now,
+    )
     due = list(
         Delivery.objects.filter(status=Delivery.Status.PENDING, next_attempt_at__lte=now - grace)
         .order_by("next_attempt_at")
@@ -59,6 +79,19 @@ def deliveries_sweep(
     )
     deliveries_enqueue(due)
     return SweepResult(unknown=unknown, expired=expired, enqueued=len(due))
+
+
+def deliveries_purge_ledger() -> int:
+    """Forget finished deliveries (and their attempts) older than NOTIFYHUB_LEDGER_RETENTION,
+    those of deleted subscriptions included; returns how many."""
+    cutoff = timezone.now() - settings.NOTIFYHUB_LEDGER_RETENTION
+    ids = list(
+        Delivery.objects.filter(status__in=FINISHED, finished_at__lt=cutoff).values_list(
+            "id", flat=True
+        )[:10_000]
+    )
+    DeliveryAttempt.objects.filter(delivery_id__in=ids).delete()
+    return Delivery.objects.filter(id__in=ids).delete()[1].get(Delivery._meta.label, 0)
 
 
 def _releasable(*, client_id: str) -> QuerySet[Delivery]:
@@ -103,19 +136,138 @@ def deliveries_release(*, client_id: str, dry_run: bool = False, rate_limited: b
     return _deliveries_redispatch(_releasable(client_id=client_id))
 
 
-def deliveries_resend(*, delivery_ids: list[int]) -> int:
-    """Send these deliveries again (operator's choice), whatever their outcome was; pending and
-    sending ones are left alone."""
-    return _deliveries_redispatch(
-        Delivery.objects.filter(
-            id__in=delivery_ids,
-            status__in=[
-                Delivery.Status.FAILED,
-                Delivery.Status.UNKNOWN,
-                Delivery.Status.DELIVERED,
-            ],
-        )
+@dataclass
+class Resent:
+    """What a resend did: how many rows were queued again, and the others counted by reason."""
+
+    resent: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+
+    def describe(self) -> str:
+        text = f"{self.resent} queued to be sent again"
+        if self.skipped:
+            text += "; left as they were: " + "; ".join(
+                f"{count} {reason}" for reason, count in self.skipped.most_common()
+            )
+        return text
+
+
+def deliveries_resend(*, delivery_ids: list[int], scope: str = Recovery.Scope.ALL) -> Resent:
+    """Send these deliveries again (operator's choice): finished ones (only failed and unknown
+    with scope `failed`) still within their retention, of subscriptions that still push. Every
+    other row is left alone, counted under the reason why."""
+    now = timezone.now()
+    rows = Delivery.objects.filter(id__in=delivery_ids).values_list(
+        "id",
+        "status",
+        "expires_at",
+        "subscription__notification_url",
+        "subscription__push_disabled_at",
     )
+    result = Resent()
+    wanted = []
+    for delivery_id, status, expires_at, url, push_disabled_at in rows:
+        if status not in FINISHED:
+            result.skipped[SKIP_IN_FLIGHT] += 1
+        elif scope == Recovery.Scope.FAILED and status == Delivery.Status.DELIVERED:
+            result.skipped[SKIP_NOT_FAILED] += 1
+        elif expires_at <= now:
+            result.skipped[SKIP_EXPIRED] += 1
+        elif not url or push_disabled_at is not None:
+            result.skipped[SKIP_NO_PUSH] += 1
+        else:
+            wanted.append(delivery_id)
+    result.resent = _deliveries_redispatch(Delivery.objects.filter(id__in=wanted))
+    if len(wanted) > result.resent:
+        result.skipped[SKIP_TAKEN] += len(wanted) - result.resent
+    return result
+
+
+# --- Pause and resume ---
+
+
+def subscription_pause(*, subscription: Subscription) -> int:
+    """Hold the subscription's webhook deliveries: its events are still queued and its
+    deliveries still written, and wait (status `paused`) until it is resumed. Returns how many
+    waiting deliveries were held now (a delivery being sent at this moment finishes)."""
+    now = timezone.now()
+    with transaction.atomic():
+        Subscription.objects.filter(pk=subscription.pk, paused_at__isnull=True).update(
+            paused_at=now
+        )
+        held = Delivery.objects.filter(
+            subscription=subscription, status=Delivery.Status.PENDING
+        ).update(status=Delivery.Status.PAUSED)
+    subscription.refresh_from_db(fields=["paused_at"])
+    return held
+
+
+def subscription_resume(*, subscription: Subscription) -> int:
+    """Send what the subscription held while paused, in the order it was written (each row due
+    at its creation, so the claim, oldest first, meets them in order). Returns how many."""
+    with transaction.atomic():
+        Subscription.objects.filter(pk=subscription.pk).update(paused_at=None)
+        held = list(
+            Delivery.objects.filter(subscription=subscription, status=Delivery.Status.PAUSED)
+            .select_for_update(skip_locked=True)
+            .order_by("id")
+            .values_list("id", flat=True)
+        )
+        Delivery.objects.filter(id__in=held, status=Delivery.Status.PAUSED).update(
+            status=Delivery.Status.PENDING, next_attempt_at=F("created_at")
+        )
+        deliveries_enqueue(held)
+    subscription.refresh_from_db(fields=["paused_at"])
+    return len(held)
+
+
+# --- Recover since T ---
+
+RECOVERY_CHUNK = 500
+
+
+def recovery_start(
+    *, subscription: Subscription, since: datetime, scope: str, requested_by: str
+) -> Recovery:
+    """Record a recovery and queue its job (after commit); the row shows its progress."""
+    if since > timezone.now():
+        raise errors.ValidationFailed("since: a time in the past", field="since")
+    recovery = Recovery.objects.create(
+        subscription=subscription, since=since, scope=scope, requested_by=requested_by
+    )
+    recovery_enqueue(recovery.pk)
+    return recovery
+
+
+def recovery_run(*, recovery_id: int) -> Recovery | None:
+    """Resend the recovery's deliveries, oldest first, in chunks, recording progress after each
+    (an interrupted job resumes where it stood: rows already resent are pending, then finished
+    again, and are not counted twice because the walk goes by id)."""
+    recovery = Recovery.objects.filter(pk=recovery_id).first()
+    if recovery is None or recovery.status == Recovery.Status.DONE:
+        return recovery
+    deliveries = Delivery.objects.filter(
+        subscription_id=recovery.subscription_id, created_at__gte=recovery.since
+    ).order_by("id")
+    Recovery.objects.filter(pk=recovery.pk).update(
+        status=Recovery.Status.RUNNING, total=deliveries.count()
+    )
+    after = 0
+    resent, skipped = 0, Counter[str]()
+    while True:
+        chunk = list(deliveries.filter(id__gt=after).values_list("id", flat=True)[:RECOVERY_CHUNK])
+        if not chunk:
+            break
+        after = chunk[-1]
+        result = deliveries_resend(delivery_ids=chunk, scope=recovery.scope)
+        resent += result.resent
+        skipped.update(result.skipped)
+        Recovery.objects.filter(pk=recovery.pk).update(resent=resent, skipped=dict(skipped))
+    Recovery.objects.filter(pk=recovery.pk).update(
+        status=Recovery.Status.DONE, finished_at=timezone.now()
+    )
+    recovery.refresh_from_db()
+    return recovery
 
 
 def _deliveries_redispatch(queryset: QuerySet[Delivery]) -> int:
@@ -126,13 +278,8 @@ def _deliveries_redispatch(queryset: QuerySet[Delivery]) -> int:
         )
         # Conditional on the status still being a finished one: a row a worker claimed meanwhile
         # is not put back.
-        count = Delivery.objects.filter(
-            id__in=ids,
-            status__in=[
-                Delivery.Status.FAILED,
-                Delivery.Status.UNKNOWN,
-                Delivery.Status.DELIVERED,
-            ],
-        ).update(status=Delivery.Status.PENDING, next_attempt_at=now, finished_at=None)
+        count = Delivery.objects.filter(id__in=ids, status__in=FINISHED).update(
+            status=Delivery.Status.PENDING, next_attempt_at=now, finished_at=None
+        )
         deliveries_enqueue(ids)
     return count

@@ -60,3 +60,27 @@ def deliveries_sweep_task() -> dict[str, int]:
 
     result = deliveries_sweep()
     return {"unknown": result.unknown, "expired": result.expired, "enqueued": result.enqueued}
+
+
+def recovery_enqueue(recovery_id: int) -> None:
+    """Run this recovery's job once the current transaction commits."""
+    transaction.on_commit(
+        lambda: recovery_run_task.apply_async(kwargs={"recovery_id": recovery_id}), robust=True
+    )
+
+
+@shared_task
+def recovery_run_task(*, recovery_id: int) -> int:
+    """Resend one recovery's deliveries (an operator's or administrator's "recover since T")."""
+    from subscriptions.redelivery import recovery_run
+
+    recovery = recovery_run(recovery_id=recovery_id)
+    return recovery.resent if recovery is not None else 0
+
+
+@shared_task
+def deliveries_purge_ledger_task() -> int:
+    """Forget finished deliveries past NOTIFYHUB_LEDGER_RETENTION (beat, hourly)."""
+    from subscriptions.redelivery import deliveries_purge_ledger
+
+    return deliveries_purge_ledger()

@@ -38,7 +38,7 @@ from notifyhub.http import (
     pooled_client,
 )
 from notifyhub.metrics import seconds_since, status_class
-from notifyhub.outbox import Retries, backoff_seconds, retry_after_seconds
+from notifyhub.outbox import Retries, backoff_seconds, headers_for_ledger, retry_after_seconds
 from notifyhub.sql import sql_constant, sql_names
 from subscriptions.messages import WebhookBody, integration_message
 from subscriptions.models import (
@@ -162,6 +162,7 @@ class _Outcome:
     excerpt: str = ""
     retry_after: float | None = None
     final: bool = False  # A failure that retrying cannot cure (a refused address).
+    response_headers: dict[str, str] = field(default_factory=dict)
 
 
 def webhook_policy() -> OutboundPolicy:
@@ -314,8 +315,12 @@ def _prepare(delivery_ids: list[int]) -> list[_Prepared]:
     timestamp = int(now.timestamp())
     prepared = []
     rows = Delivery.objects.filter(id__in=delivery_ids).select_related("subscription", "event")
+    held = []
     for delivery in rows:
         subscription = delivery.subscription
+        if subscription is None or subscription.paused_at is not None:
+            held.append(delivery)
+            continue
         message: WebhookBody = integration_message(
             event_id=delivery.event.id,
             type_id=delivery.event.type_id,
@@ -355,7 +360,30 @@ def _prepare(delivery_ids: list[int]) -> list[_Prepared]:
                 event_created_at=delivery.event.created_at,
             )
         )
+    if held:
+        _hold(held)
     return prepared
+
+
+def _hold(deliveries: list[Delivery]) -> None:
+    """Give claimed deliveries back without an attempt: those of a paused subscription wait
+    (`paused`) for its resume; those of a deleted one fail (its receiver is no longer known)."""
+    for delivery in deliveries:
+        claim = Delivery.objects.filter(
+            id=delivery.id, claimed_at=delivery.claimed_at, status=Delivery.Status.SENDING
+        )
+        if delivery.subscription is None:
+            claim.update(
+                status=Delivery.Status.FAILED,
+                last_error="its subscription was deleted",
+                finished_at=timezone.now(),
+            )
+        else:
+            claim.update(status=Delivery.Status.PAUSED, claimed_at=None, attempts=F("attempts") - 1)
+            # And the rest of its waiting rows at once, rather than one claim each.
+            Delivery.objects.filter(
+                subscription=delivery.subscription, status=Delivery.Status.PENDING
+            ).update(status=Delivery.Status.PAUSED)
 
 
 def _send(prepared: _Prepared, policy: OutboundPolicy) -> _Outcome:
@@ -397,6 +425,7 @@ def _send(prepared: _Prepared, policy: OutboundPolicy) -> _Outcome:
         error=error,
         excerpt=response.body[:500].decode("utf-8", errors="replace"),
         retry_after=retry_after_seconds(response.headers.get("retry-after")),
+        response_headers=headers_for_ledger(response.headers),
     )
 
 
@@ -418,6 +447,8 @@ def _record(results: list[tuple[_Prepared, _Outcome]]) -> dict[int, float]:
                     status_code=outcome.status_code,
                     error=outcome.error,
                     response_excerpt=outcome.excerpt,
+                    request_headers=headers_for_ledger(prepared.headers),
+                    response_headers=outcome.response_headers,
                 )
                 for prepared, outcome in results
             ]

@@ -14,7 +14,8 @@ from rest_framework.views import APIView
 from notifyhub import errors
 from notifyhub.auth import request_token
 from notifyhub.models import identifier_validator
-from subscriptions.models import Subscription
+from subscriptions.models import Recovery, Subscription
+from subscriptions.redelivery import recovery_start, subscription_pause, subscription_resume
 from subscriptions.selectors import (
     subscription_get_administered,
     subscription_get_visible,
@@ -356,3 +357,123 @@ class WebhookSecretRotateApi(APIView):
                 }
             ).data
         )
+
+
+# --- Operations on a subscription's webhook deliveries (notifyhub's own, for administrators) ---
+
+
+class SubscriptionPauseOutput(serializers.Serializer):
+    paused_at = serializers.DateTimeField(
+        allow_null=True, help_text="When deliveries were paused (null: they are not)."
+    )
+    deliveries = serializers.IntegerField(
+        help_text="Pause: deliveries held now. Resume: deliveries queued to be sent, in order."
+    )
+
+
+class RecoveryInput(serializers.Serializer):
+    since = serializers.DateTimeField(help_text="Resend deliveries written from this time on.")
+    scope = serializers.ChoiceField(
+        choices=Recovery.Scope.choices,
+        default=Recovery.Scope.FAILED,
+        help_text="`failed`: failed and unknown deliveries; `all`: delivered ones too.",
+    )
+
+
+class RecoveryOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    subscription_id = serializers.UUIDField()
+    since = serializers.DateTimeField()
+    scope = serializers.CharField()
+    status = serializers.ChoiceField(choices=Recovery.Status.choices)
+    total = serializers.IntegerField(help_text="Deliveries written since `since`.")
+    resent = serializers.IntegerField(help_text="Queued to be sent again so far.")
+    skipped = serializers.DictField(
+        child=serializers.IntegerField(),
+        help_text="Deliveries left as they were, counted by the reason why.",
+    )
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+class _AdministeredSubscriptionApi(APIView):
+    openapi_tag = "Notification API"
+    required_scopes = [settings.SCOPE_ADMINISTRATOR]
+
+    def administered(self, request: Request, subscription_id: str) -> Subscription:
+        subscription = subscription_get_administered(
+            reach=request_token(request).reach, subscription_id=subscription_id
+        )
+        if subscription is None:
+            raise errors.NotFound("No such subscription.")
+        return subscription
+
+
+class SubscriptionPauseApi(_AdministeredSubscriptionApi):
+    """Pause a subscription's webhook deliveries: they keep being written, and wait."""
+
+    @extend_schema(
+        operation_id="subscriptions_pause",
+        summary="Pause a subscription's webhook deliveries (nothing is lost)",
+        request=None,
+        responses={200: SubscriptionPauseOutput},
+    )
+    def post(self, request: Request, subscription_id: str) -> Response:
+        subscription = self.administered(request, subscription_id)
+        held = subscription_pause(subscription=subscription)
+        return Response(
+            SubscriptionPauseOutput({"paused_at": subscription.paused_at, "deliveries": held}).data
+        )
+
+
+class SubscriptionResumeApi(_AdministeredSubscriptionApi):
+    """Resume a paused subscription: what it held is sent, in the order it was written."""
+
+    @extend_schema(
+        operation_id="subscriptions_resume",
+        summary="Resume a subscription's webhook deliveries",
+        request=None,
+        responses={200: SubscriptionPauseOutput},
+    )
+    def post(self, request: Request, subscription_id: str) -> Response:
+        subscription = self.administered(request, subscription_id)
+        queued = subscription_resume(subscription=subscription)
+        return Response(SubscriptionPauseOutput({"paused_at": None, "deliveries": queued}).data)
+
+
+class RecoveryCreateApi(_AdministeredSubscriptionApi):
+    """ "Recover since T": resend a subscription's deliveries from a time, in the background."""
+
+    @extend_schema(
+        operation_id="subscriptions_recoveries_create",
+        summary="Resend a subscription's webhook deliveries since a time",
+        request=RecoveryInput,
+        responses={202: RecoveryOutput},
+    )
+    def post(self, request: Request, subscription_id: str) -> Response:
+        subscription = self.administered(request, subscription_id)
+        body = RecoveryInput(data=request.data)
+        body.is_valid(raise_exception=True)
+        recovery = recovery_start(
+            subscription=subscription,
+            since=body.validated_data["since"],
+            scope=body.validated_data["scope"],
+            requested_by=request_token(request).client_id,
+        )
+        return Response(RecoveryOutput(recovery).data, status=202)
+
+
+class RecoveryDetailApi(_AdministeredSubscriptionApi):
+    """A recovery's progress."""
+
+    @extend_schema(
+        operation_id="subscriptions_recoveries_retrieve",
+        summary="A recovery's progress",
+        responses={200: RecoveryOutput},
+    )
+    def get(self, request: Request, subscription_id: str, recovery_id: int) -> Response:
+        subscription = self.administered(request, subscription_id)
+        recovery = subscription.recoveries.filter(pk=recovery_id).first()
+        if recovery is None:
+            raise errors.NotFound("No such recovery.")
+        return Response(RecoveryOutput(recovery).data)
