@@ -6,7 +6,7 @@ from django.http import HttpRequest
 
 from devices.models import Device, DevicePush, Preference, PushAttempt, Registration
 from devices.services import device_test_push
-from notifyhub.admin import site
+from notifyhub.admin import LedgerAdmin, site
 
 
 class RegistrationInline(admin.TabularInline):
@@ -90,7 +90,7 @@ class RegistrationAdmin(admin.ModelAdmin):
 
 
 @admin.register(DevicePush, site=site)
-class DevicePushAdmin(admin.ModelAdmin):
+class DevicePushAdmin(LedgerAdmin):
     list_display = (
         "id",
         "event",
@@ -100,8 +100,14 @@ class DevicePushAdmin(admin.ModelAdmin):
         "next_attempt_at",
         "sent_at",
     )
-    list_filter = ("status",)
+    list_filter = (
+        "status",
+        "registration__notification_type",
+        ("created_at", admin.DateFieldListFilter),
+    )
     search_fields = ("=event__id", "registration__token")
+    date_hierarchy = "created_at"
+    show_full_result_count = False
     list_select_related = ("event", "registration")
     readonly_fields = (
         "event",
@@ -116,18 +122,20 @@ class DevicePushAdmin(admin.ModelAdmin):
 
 
 @admin.register(PushAttempt, site=site)
-class PushAttemptAdmin(admin.ModelAdmin):
+class PushAttemptAdmin(LedgerAdmin):
     list_display = (
         "created_at",
+        "reason",
+        "status_code",
+        "provider",
         "event_id",
         "device",
         "registration",
-        "provider",
-        "status_code",
-        "reason",
         "message_id",
     )
-    list_filter = ("provider", "status_code", "reason")
+    list_filter = ("provider", "status_code", "reason", ("created_at", admin.DateFieldListFilter))
+    date_hierarchy = "created_at"
+    show_full_result_count = False
     search_fields = ("=event_id", "registration__token", "=device__device_id")
     list_select_related = ("device", "registration")
     readonly_fields = (

@@ -7,7 +7,7 @@ from django.http import HttpRequest
 from events.models import ApiKey, Event, EventType
 from events.selectors import event_type_cache_clear
 from events.services import api_key_create, api_key_revoke
-from notifyhub.admin import site
+from notifyhub.admin import LedgerAdmin, site
 
 
 @admin.register(EventType, site=site)
@@ -51,7 +51,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Event, site=site)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(LedgerAdmin):
     list_display = ("id", "type", "producer", "account_id", "created_at")
     list_filter = ("type", ("created_at", admin.DateFieldListFilter))
     search_fields = ("=id", "type__id", "account_id", "user_id", "ticket_number")
@@ -59,9 +59,3 @@ class EventAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     readonly_fields = [f.name for f in Event._meta.fields]
     show_full_result_count = False
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
