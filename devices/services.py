@@ -18,9 +18,11 @@ from django.utils import timezone
 
 from devices.models import Device, DevicePush, Preference, PushAttempt, Registration
 from devices.providers import Outcome, ProviderAnswer, PushMessage, push_clients
+from devices.providers.configuration import NOT_CONFIGURED
 from devices.tasks import device_pushes_enqueue
 from events.channels import RoutingStatement
 from events.models import Event
+from events.operational import PROVIDER_FAILING, ProviderFailing, operational_event_emit
 from events.services import event_ingest
 from notifyhub import errors, metrics
 from notifyhub.models import Account
@@ -418,12 +420,38 @@ def _settle(pushes: list[DevicePush], answers: dict[int, ProviderAnswer]) -> Sen
     )
 
 
+def _provider_at_fault(answer: ProviderAnswer) -> bool:
+    """Whether a failed push says the provider (or the hub's access to it) is failing, rather
+    than this one token: not configured, unreachable, refusing the hub's credentials, throttling
+    or erring."""
+    code = answer.status_code
+    return answer.reason == NOT_CONFIGURED or code is None or code in (401, 403, 429) or code >= 500
+
+
+def _provider_failing_announce(push: DevicePush, provider: str, answer: ProviderAnswer) -> None:
+    payload: ProviderFailing = {
+        "provider": provider,
+        "reason": answer.reason,
+        "answer": answer.answer[:500],
+        "push_id": push.pk,
+        "event_id": push.event_id,
+    }
+    operational_event_emit(
+        type_id=PROVIDER_FAILING,
+        payload=dict(payload),
+        key=f"{provider}:{push.pk}:{push.attempts}",
+        throttle_seconds=settings.NOTIFYHUB_PROVIDER_ALERT_INTERVAL,
+    )
+
+
 def _push_attempt_observe(push: DevicePush, answer: ProviderAnswer) -> None:
     """Count one push attempt by provider and outcome; log a failure once, with its ids."""
     provider = push.registration.notification_type
     metrics.device_pushes.labels(provider, str(answer.outcome)).inc()
     if answer.outcome == Outcome.SENT:
         return
+    if _provider_at_fault(answer):
+        _provider_failing_announce(push, provider, answer)
     logger.warning(
         "device push %s: push=%s event=%s registration=%s device=%s provider=%s attempt=%d "
         "status=%s: %s %s",

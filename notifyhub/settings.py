@@ -518,6 +518,8 @@ NOTIFYHUB_FCM_CREDENTIALS_FILE = os.environ.get("NOTIFYHUB_FCM_CREDENTIALS_FILE"
 NOTIFYHUB_FCM_PROJECT_ID = os.environ.get("NOTIFYHUB_FCM_PROJECT_ID", "")
 # Extra CA bundle for the providers' TLS (empty: the system's); tests trust their fakes here.
 NOTIFYHUB_PUSH_CA_FILE = os.environ.get("NOTIFYHUB_PUSH_CA_FILE", "")
+# At most one notifyhub.provider.failing event per provider in this many seconds.
+NOTIFYHUB_PROVIDER_ALERT_INTERVAL = env_int("NOTIFYHUB_PROVIDER_ALERT_INTERVAL", 300, minimum=1)
 NOTIFYHUB_PUSH_TIMEOUT = env_float("NOTIFYHUB_PUSH_TIMEOUT", 10.0, minimum=0.1)
 # Pushes per task: all of a task's pushes are in flight at once on one HTTP/2 connection.
 NOTIFYHUB_PUSH_BATCH = env_int("NOTIFYHUB_PUSH_BATCH", 500, minimum=1)

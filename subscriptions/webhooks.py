@@ -28,6 +28,14 @@ from django.utils import timezone
 
 from events.channels import RoutingStatement
 from events.models import Event
+from events.operational import (
+    DELIVERY_EXHAUSTED,
+    SUBSCRIPTION_PUSH_DISABLED,
+    DeliveryExhausted,
+    SubscriptionPushDisabled,
+    is_operational,
+    operational_event_emit,
+)
 from notifyhub import metrics
 from notifyhub.http import (
     OutboundError,
@@ -149,6 +157,9 @@ class _Prepared:
     refusal: str = ""
     event_id: str = ""
     event_created_at: datetime | None = None  # for the ingest-to-receiver latency
+    # For the operational events a failure emits (events/operational.py).
+    event_type: str = ""
+    client_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -358,6 +369,8 @@ def _prepare(delivery_ids: list[int]) -> list[_Prepared]:
                 refusal="" if subscription.pushes else "push is disabled for this subscription",
                 event_id=delivery.event_id,
                 event_created_at=delivery.event.created_at,
+                event_type=delivery.event.type_id,
+                client_id=subscription.client_id,
             )
         )
     if held:
@@ -465,11 +478,13 @@ def _record(results: list[tuple[_Prepared, _Outcome]]) -> dict[int, float]:
                 delivered[prepared.delivery_id] = outcome.status_code
                 continue
             if outcome.status_code == 410:
-                Subscription.objects.filter(
+                disabled = Subscription.objects.filter(
                     id=prepared.subscription_id, push_disabled_at__isnull=True
                 ).update(
                     push_disabled_at=now, push_disabled_reason="the receiver answered 410 Gone"
                 )
+                if disabled:
+                    _push_disabled_announce(prepared, now)
             elif (
                 prepared.policy == Subscription.DeliveryPolicy.RETRY
                 and not outcome.final
@@ -489,12 +504,13 @@ def _record(results: list[tuple[_Prepared, _Outcome]]) -> dict[int, float]:
                 )
                 retry_ids[prepared.delivery_id] = delay
                 continue
-            mine.update(
+            if mine.update(
                 status=Delivery.Status.FAILED,
                 last_status_code=outcome.status_code,
                 last_error=outcome.error,
                 finished_at=now,
-            )
+            ):
+                _exhausted_announce(prepared, outcome)
         # One statement per status code for the common case; each row is still checked to be
         # our claim.
         for code in set(delivered.values()):
@@ -542,6 +558,42 @@ def _attempts_observe(results: list[tuple[_Prepared, _Outcome]]) -> None:
                 "reason": outcome.error,
             },
         )
+
+
+def _exhausted_announce(prepared: _Prepared, outcome: _Outcome) -> None:
+    """notifyhub.delivery.exhausted, unless the delivery was itself of an operational event."""
+    if is_operational(prepared.event_type):
+        return
+    payload: DeliveryExhausted = {
+        "delivery_id": prepared.delivery_id,
+        "subscription_id": str(prepared.subscription_id),
+        "client_id": prepared.client_id,
+        "notification_url": prepared.url,
+        "event_id": prepared.event_id,
+        "event_type": prepared.event_type,
+        "attempts": prepared.attempt,
+        "last_status_code": outcome.status_code,
+        "reason": outcome.error,
+    }
+    operational_event_emit(
+        type_id=DELIVERY_EXHAUSTED,
+        payload=dict(payload),
+        key=f"delivery-exhausted:{prepared.delivery_id}:{prepared.attempt}",
+    )
+
+
+def _push_disabled_announce(prepared: _Prepared, now: datetime) -> None:
+    payload: SubscriptionPushDisabled = {
+        "subscription_id": str(prepared.subscription_id),
+        "client_id": prepared.client_id,
+        "notification_url": prepared.url,
+        "reason": "the receiver answered 410 Gone",
+    }
+    operational_event_emit(
+        type_id=SUBSCRIPTION_PUSH_DISABLED,
+        payload=dict(payload),
+        key=f"push-disabled:{prepared.subscription_id}:{now.isoformat()}",
+    )
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,7 @@ def _seeded_event_types(request: pytest.FixtureRequest) -> None:
     seed = {
         **importlib.import_module("events.migrations.0002_seed_event_types").SEED,
         **importlib.import_module("events.migrations.0004_seed_contract_example_types").SEED,
+        **importlib.import_module("events.migrations.0006_seed_operational_types").SEED,
     }
     for type_id, description in seed.items():
         EventType.objects.get_or_create(id=type_id, defaults={"description": description})

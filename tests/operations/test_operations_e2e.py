@@ -12,7 +12,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from devices.models import DevicePush, PushAttempt
-from events.models import EventType
+from events.models import Event, EventType
+from events.operational import PROVIDER_FAILING
+from notifyhub.redis import redis_client, redis_key
 from tests import servers
 from tests.e2e.test_device_push_e2e import register_phone
 
@@ -33,6 +35,8 @@ def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 @pytest.fixture
 def hub(tmp_path: Path, log_dir: Path):
     EventType.objects.get_or_create(id="incoming_call")
+    # The provider alert is throttled per deployment: forget an earlier test's.
+    redis_client().delete(redis_key("operational", PROVIDER_FAILING, "apns"))
     env = {
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
         "NOTIFYHUB_APNS_KEY_FILE": "",
@@ -70,6 +74,16 @@ def test_one_scrape_adds_up_web_and_worker_and_unconfigured_pushes_fail_at_once(
     assert len(attempts) == EVENTS  # one attempt each: no retries of a configuration error
     assert {a.reason for a in attempts} == {"provider not configured"}
     assert all("NOTIFYHUB_APNS_KEY_FILE" in a.answer for a in attempts)
+    # And the operator hears of it through the hub itself, once (throttled per provider).
+    servers.wait_until(
+        lambda: Event.objects.filter(type_id=PROVIDER_FAILING).exists(),
+        timeout=30,
+        what="the provider alert",
+        process=worker,
+    )
+    [alert] = Event.objects.filter(type_id=PROVIDER_FAILING)
+    assert alert.payload["provider"] == "apns"
+    assert alert.payload["reason"] == "provider not configured"
 
     samples = scrape(web.url)
     stored = (("outcome", "stored"), ("type", "incoming_call"))
@@ -77,7 +91,8 @@ def test_one_scrape_adds_up_web_and_worker_and_unconfigured_pushes_fail_at_once(
     assert samples[ingested] == EVENTS  # recorded by the web process
     pushes = ("notifyhub_device_pushes_total", (("outcome", "failed"), ("provider", "apns")))
     assert samples[pushes] == EVENTS  # recorded by the worker's pool processes
-    assert samples[("notifyhub_ingest_seconds_count", ())] == EVENTS
+    # The producer's events on the web process, and the provider alert the worker ingested.
+    assert samples[("notifyhub_ingest_seconds_count", ())] == EVENTS + 1
     assert samples[("notifyhub_device_provider_configured", (("provider", "apns"),))] == 0
 
     log = worker.output()
