@@ -212,3 +212,75 @@ def test_the_operator_commands_pause_resume_and_recover(consumer, receiver, caps
     )
     out = json.loads(capsys.readouterr().out)
     assert (out["status"], out["total"], out["resent"]) == ("done", 1, 1)
+
+
+# --- The API, for the subscription's administrator ---
+
+
+def base(subscription: Subscription) -> str:
+    return f"/notification/v1/subscriptions/{subscription.pk}"
+
+
+def test_the_administrator_pauses_resumes_and_recovers_through_the_api(
+    administrator, consumer, receiver
+):
+    subscription = push_subscription(client_id=consumer.client_id, url=receiver.url)
+    api = administrator.api()
+
+    paused = api.post(f"{base(subscription)}/pause")
+    assert paused.status_code == 200
+    assert paused.json()["deliveries"] == 0
+    assert paused.json()["paused_at"].endswith("Z")
+    ingest(n=1)
+    deliveries_send()
+    resumed = api.post(f"{base(subscription)}/resume")
+    assert resumed.json() == {"paused_at": None, "deliveries": 1}
+    deliveries_send()
+
+    started = api.post(
+        f"{base(subscription)}/recoveries",
+        {"since": "2000-01-01T00:00:00Z", "scope": "all"},
+        format="json",
+    )
+    assert started.status_code == 202
+    assert started.json()["status"] == "queued"
+    recovery_run(recovery_id=started.json()["id"])
+    progress = api.get(f"{base(subscription)}/recoveries/{started.json()['id']}")
+    assert progress.status_code == 200
+    assert (progress.json()["status"], progress.json()["total"], progress.json()["resent"]) == (
+        "done",
+        1,
+        1,
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"since": "yesterday"}, "since"),
+        ({"since": "2999-01-01T00:00:00Z"}, "since"),
+        ({"since": "2020-01-01T00:00:00Z", "scope": "everything"}, "scope"),
+        ({}, "since"),
+    ],
+)
+def test_a_bad_recovery_is_a_clear_400_and_starts_nothing(administrator, consumer, body, field):
+    subscription = push_subscription(client_id=consumer.client_id, url="https://example.com/h")
+
+    response = administrator.api().post(f"{base(subscription)}/recoveries", body, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "NOT000007"
+    assert response.json()["field"] == field
+    assert not Recovery.objects.exists()
+
+
+def test_others_may_not_pause_or_recover(administrator, consumer):
+    subscription = push_subscription(client_id=consumer.client_id, url="https://example.com/h")
+
+    assert consumer.api().post(f"{base(subscription)}/pause").status_code == 403
+    assert administrator.api().post(f"{base(subscription)}/x/pause").status_code == 404
+    missing = "/notification/v1/subscriptions/00000000-0000-0000-0000-000000000000/resume"
+    assert administrator.api().post(missing).status_code == 404
+    assert administrator.api().get(f"{base(subscription)}/recoveries/999").status_code == 404
+    subscription.refresh_from_db()
+    assert subscription.paused_at is None
