@@ -20,6 +20,9 @@ $(STAMP): requirements.txt requirements-dev.txt
 ## DEBUG the default for every shell in this checkout (notifyhub/settings.py), so the README's
 ## manage.py commands work in a second shell too. Static files come from the apps (DEBUG).
 run: export DEBUG ?= 1
+# The README's first webhook goes to a receiver on this machine; the SSRF guard refuses loopback
+# everywhere else (docs/security.md).
+run: export NOTIFYHUB_WEBHOOK_ALLOWED_NETWORKS ?= 127.0.0.1/32
 run: $(STAMP)
 	mkdir -p var
 	touch var/development-checkout
