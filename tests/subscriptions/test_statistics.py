@@ -115,3 +115,14 @@ def test_percentile_twins_agree_on_postgresql():
     for exact, twin in zip(database, python, strict=True):
         # Both interpolate in microseconds; they may round the last one differently.
         assert abs(exact - twin) <= timedelta(microseconds=1)
+
+
+def test_each_figure_is_a_fixed_number_of_queries_however_many_rows(
+    ledger, django_assert_num_queries
+):
+    alice, _ = ledger
+    # The counts grouped by hour and status, then the percentiles.
+    with django_assert_num_queries(2):
+        subscription_statistics(subscription=alice, now=NOW)
+    with django_assert_num_queries(1):
+        deliveries_by_outcome_per_hour(now=NOW)
