@@ -1,10 +1,14 @@
 """Reads of the event catalogue."""
 
 import time
+from datetime import UTC, datetime, timedelta
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
+from django.db.models.functions import Trunc
+from django.utils import timezone
 
 from events.models import Event, EventType
+from notifyhub.statistics import Bucket, buckets_fill, window_start
 
 
 def event_type_list() -> QuerySet[EventType]:
@@ -25,6 +29,27 @@ def events_last_hour_count() -> int:
     from django.utils import timezone
 
     return Event.objects.filter(created_at__gte=timezone.now() - timedelta(hours=1)).count()
+
+
+def events_per_minute(*, now: datetime | None = None, minutes: int = 60) -> list[Bucket]:
+    """Events ingested in each of the last `minutes` minutes (the current one included), under
+    the key "events" (admin index chart): one grouped query on the created_at index."""
+    step = timedelta(minutes=1)
+    start = window_start(now=now or timezone.now(), step=step, buckets=minutes)
+    rows = (
+        Event.objects.filter(created_at__gte=start)
+        .annotate(minute=Trunc("created_at", "minute", tzinfo=UTC))
+        .values("minute")
+        .annotate(total=Count("pk"))
+        .order_by()
+        .values_list("minute", "total")
+    )
+    return buckets_fill(
+        rows=((minute, "events", total) for minute, total in rows),
+        start=start,
+        step=step,
+        buckets=minutes,
+    )
 
 
 # type id -> (read at, row or None). The catalogue changes rarely and every ingest reads it, so

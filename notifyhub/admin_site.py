@@ -7,11 +7,11 @@ from django.contrib.admin.apps import AdminConfig
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
-from notifyhub.dashboard import counters_read
+from notifyhub.dashboard import charts_read, counters_read
 
 
 class HubAdminSite(admin.AdminSite):
-    """Django's admin, titled notifyhub, with the registered counters on its index."""
+    """Django's admin, titled notifyhub, with the registered counters and charts on its index."""
 
     site_header = "notifyhub"
     site_title = "notifyhub"
@@ -20,7 +20,11 @@ class HubAdminSite(admin.AdminSite):
     def index(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> TemplateResponse:
-        extra_context = {**(extra_context or {}), "hub_counters": counters_read()}
+        extra_context = {
+            **(extra_context or {}),
+            "hub_counters": counters_read(),
+            "hub_charts": charts_read(),
+        }
         return super().index(request, extra_context)
 
 

@@ -17,6 +17,7 @@ from django.utils.text import Truncator
 from events.models import EventType
 from notifyhub import errors
 from notifyhub.admin import LedgerAdmin, site
+from notifyhub.charts import bar_chart
 from subscriptions.models import (
     Delivery,
     DeliveryAttempt,
@@ -32,7 +33,21 @@ from subscriptions.redelivery import (
     subscription_pause,
     subscription_resume,
 )
+from subscriptions.selectors import OUTCOME_SERIES, subscription_statistics
 from subscriptions.webhooks import subscription_rotate_webhook_secret
+
+
+def latency_text(latency: timedelta | None) -> str:
+    """A latency as an operator reads it: milliseconds below a second, then seconds, minutes."""
+    if latency is None:
+        return "-"
+    seconds = latency.total_seconds()
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
 
 
 class RecoverForm(forms.Form):
@@ -98,6 +113,34 @@ class SubscriptionAdmin(admin.ModelAdmin):
                 continue
             sent = subscription_resume(subscription=subscription)
             self.message_user(request, f"{subscription.id}: resumed; {sent} deliveries queued.")
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        """The change page, with the "Last 24 hours" panel above the form."""
+        subscription = self.get_object(request, object_id)
+        if subscription is not None:
+            statistics = subscription_statistics(subscription=subscription)
+            rate = statistics.success_rate
+            extra_context = {
+                **(extra_context or {}),
+                "statistics": statistics,
+                "success_rate": "-" if rate is None else f"{rate:.1%}",
+                "latency_p50": latency_text(statistics.latency_p50),
+                "latency_p99": latency_text(statistics.latency_p99),
+                "statistics_chart": bar_chart(
+                    title="Webhook deliveries per hour by outcome",
+                    buckets=statistics.hours,
+                    series=OUTCOME_SERIES,
+                    empty_text="No webhook deliveries in the last 24 hours.",
+                    chart_id="subscription-hours",
+                ),
+            }
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def get_urls(self) -> list[Any]:
         return [

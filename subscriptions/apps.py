@@ -10,13 +10,15 @@ class SubscriptionsConfig(AppConfig):
         from django.db.models.signals import pre_delete
 
         from events.channels import channel_register
-        from notifyhub.dashboard import counter_register
+        from notifyhub.dashboard import chart_register, counter_register
         from notifyhub.metrics import scrape_gauge_register
         from subscriptions.channels import PullChannel, WebhookChannel
         from subscriptions.models import Subscription
         from subscriptions.receivers import subscription_deleting
         from subscriptions.selectors import (
+            OUTCOME_SERIES,
             deliveries_backlog_age,
+            deliveries_by_outcome_per_hour,
             deliveries_failed_count,
             deliveries_pending_count,
             notifications_pending_count,
@@ -38,6 +40,13 @@ class SubscriptionsConfig(AppConfig):
             label="Failed deliveries",
             compute=deliveries_failed_count,
             url="/admin/subscriptions/delivery/?status__in=failed,unknown",
+        )
+        chart_register(
+            title="Webhook deliveries per hour by outcome, last 12 hours",
+            compute=deliveries_by_outcome_per_hour,
+            series=OUTCOME_SERIES,
+            empty_text="No webhook deliveries in the last 12 hours.",
+            url="/admin/subscriptions/delivery/",
         )
         scrape_gauge_register(
             name="notifyhub_notifications_queued",
