@@ -18,7 +18,8 @@ DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 def iso_utc(value: datetime) -> str:
     """A timestamp as every surface writes it: `2018-01-23T04:56:22Z` (fractions dropped)."""
-    return value.astimezone(UTC).strftime(DATETIME_FORMAT)
+    # isoformat, not strftime: glibc's %Y writes the year 38 as `38`, not `0038`.
+    return value.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 def iso_utc_sql(column: str) -> str:

@@ -14,6 +14,7 @@ from rest_framework import serializers
 
 from events.models import Event
 from notifyhub.formats import iso_utc, iso_utc_sql
+from notifyhub.serializer_fields import UtcDateTimeField
 from notifyhub.sql import sql_names
 from notifyhub.types import JSONDict
 from subscriptions.models import Notification
@@ -49,8 +50,8 @@ class IntegrationNotificationOutput(serializers.Serializer):
     # DRF's metaclass moves declared fields off the class, so the serializer's own `.data`
     # property is untouched by this field; only the stubs see a clash.
     data = serializers.JSONField()  # type: ignore[assignment]  # see above
-    created_at = serializers.DateTimeField()
-    expires_at = serializers.DateTimeField()
+    created_at = UtcDateTimeField()
+    expires_at = UtcDateTimeField()
 
 
 def integration_message(

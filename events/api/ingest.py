@@ -28,6 +28,7 @@ from notifyhub import errors
 from notifyhub.auth import BearerTokenAuthentication, TokenInfo
 from notifyhub.formats import iso_utc, unstorable_char
 from notifyhub.json_bodies import HubJSONParser, JsonUnprocessable
+from notifyhub.serializer_fields import UtcDateTimeField
 from notifyhub.types import JSONDict
 
 SUPPORTED_API_VERSIONS = ("3.0",)
@@ -210,7 +211,7 @@ class EventIngestOutput(serializers.Serializer):
     status = serializers.CharField(
         help_text="`processed` (200), or `duplicate` (202) for a repeat of an earlier event.",
     )
-    created_at = serializers.DateTimeField(
+    created_at = UtcDateTimeField(
         required=False,
         help_text="When the original was stored (RFC 3339, UTC); on a duplicate only.",
     )

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from notifyhub import errors
 from notifyhub.auth import request_token
 from notifyhub.models import identifier_validator
+from notifyhub.serializer_fields import UtcDateTimeField
 from subscriptions.models import Recovery, Subscription
 from subscriptions.redelivery import recovery_start, subscription_pause, subscription_resume
 from subscriptions.selectors import (
@@ -80,7 +81,7 @@ class SubscriptionDetailOutput(serializers.Serializer):
     client_id = serializers.CharField()
     event_type_ids = serializers.ListField(child=serializers.CharField())
     subscribed_by = serializers.CharField(help_text="The client id that created the subscription.")
-    subscription_date = serializers.DateTimeField()
+    subscription_date = UtcDateTimeField()
     notification_url = serializers.CharField(
         allow_blank=True, help_text="The push URL; empty when the hub does not push."
     )
@@ -88,7 +89,7 @@ class SubscriptionDetailOutput(serializers.Serializer):
 
 
 class SubscriptionStatusOutput(serializers.Serializer):
-    last_request_date = serializers.DateTimeField(
+    last_request_date = UtcDateTimeField(
         help_text="When notifications were last retrieved (the subscription date before that)."
     )
     number_of_remaining_notifications = serializers.IntegerField(
@@ -112,14 +113,14 @@ class SubscriptionCreateOutput(SubscriptionOutput):
 
 class WebhookSecretRotateOutput(serializers.Serializer):
     webhook_secret = serializers.CharField()
-    previous_secret_valid_until = serializers.DateTimeField()
+    previous_secret_valid_until = UtcDateTimeField()
 
 
 class NotificationItemOutput(serializers.Serializer):
     id = serializers.CharField()
     event_type_id = serializers.CharField()
-    created_at = serializers.DateTimeField()
-    expires_at = serializers.DateTimeField()
+    created_at = UtcDateTimeField()
+    expires_at = UtcDateTimeField()
     payload = serializers.JSONField()
 
 
@@ -363,7 +364,7 @@ class WebhookSecretRotateApi(APIView):
 
 
 class SubscriptionPauseOutput(serializers.Serializer):
-    paused_at = serializers.DateTimeField(
+    paused_at = UtcDateTimeField(
         allow_null=True, help_text="When deliveries were paused (null: they are not)."
     )
     deliveries = serializers.IntegerField(
@@ -372,7 +373,7 @@ class SubscriptionPauseOutput(serializers.Serializer):
 
 
 class RecoveryInput(serializers.Serializer):
-    since = serializers.DateTimeField(help_text="Resend deliveries written from this time on.")
+    since = UtcDateTimeField(help_text="Resend deliveries written from this time on.")
     scope = serializers.ChoiceField(
         choices=Recovery.Scope.choices,
         default=Recovery.Scope.FAILED,
@@ -383,7 +384,7 @@ class RecoveryInput(serializers.Serializer):
 class RecoveryOutput(serializers.Serializer):
     id = serializers.IntegerField()
     subscription_id = serializers.UUIDField()
-    since = serializers.DateTimeField()
+    since = UtcDateTimeField()
     scope = serializers.CharField()
     status = serializers.ChoiceField(choices=Recovery.Status.choices)
     total = serializers.IntegerField(help_text="Deliveries written since `since`.")
@@ -392,8 +393,8 @@ class RecoveryOutput(serializers.Serializer):
         child=serializers.IntegerField(),
         help_text="Deliveries left as they were, counted by the reason why.",
     )
-    created_at = serializers.DateTimeField()
-    finished_at = serializers.DateTimeField(allow_null=True)
+    created_at = UtcDateTimeField()
+    finished_at = UtcDateTimeField(allow_null=True)
 
 
 class _AdministeredSubscriptionApi(APIView):

@@ -254,6 +254,20 @@ def test_the_administrator_pauses_resumes_and_recovers_through_the_api(
     )
 
 
+def test_a_recovery_since_an_early_year_is_echoed_as_rfc_3339(administrator, consumer):
+    # Found by schemathesis: strftime wrote the year 38 as `38`, which no RFC 3339 parser reads.
+    subscription = push_subscription(client_id=consumer.client_id, url="https://example.com/h")
+
+    started = administrator.api().post(
+        f"{base(subscription)}/recoveries",
+        {"since": "0038-08-17T05:07:29.820+13:00", "scope": "failed"},
+        format="json",
+    )
+
+    assert started.status_code == 202, started.content
+    assert started.json()["since"] == "0038-08-16T16:07:29Z"
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
