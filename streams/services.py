@@ -17,7 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from events.models import Event
@@ -80,9 +80,9 @@ def _principal_opens_serialize(principal: StreamPrincipal) -> None:
 def _stream_caps_check(*, principal: StreamPrincipal, client_id: str, now: datetime) -> None:
     """Refuse (429) a principal's new stream over NOTIFYHUB_STREAM_MAX_PER_PRINCIPAL open ones,
     or its new session over NOTIFYHUB_STREAM_MAX_SESSIONS_PER_PRINCIPAL kept ones, counted in
-    the database (every process's streams). A connection to a session it already has (a
-    reconnect, a takeover of the same clientId) adds no session, and replaces, not adds, an
-    open stream: it is never counted twice."""
+    the database (every process's streams) by one statement. A connection to a session it
+    already has (a reconnect, a takeover of the same clientId) adds no session, and replaces,
+    not adds, an open stream: it is never counted twice."""
     retention = max(
         settings.NOTIFYHUB_STREAM_RECONNECT_WINDOW, settings.NOTIFYHUB_STREAM_SESSION_RETENTION
     )
@@ -90,8 +90,15 @@ def _stream_caps_check(*, principal: StreamPrincipal, client_id: str, now: datet
     kept = StreamSession.objects.filter(
         principal_kind=principal.kind, principal=principal.name
     ).exclude(disconnected_at__lt=now - retention)
-    new_session = not kept.filter(client_id=client_id).exists()
-    if new_session and kept.count() >= settings.NOTIFYHUB_STREAM_MAX_SESSIONS_PER_PRINCIPAL:
+    counts = kept.aggregate(
+        this=Count("pk", filter=Q(client_id=client_id)),
+        sessions=Count("pk"),
+        open_elsewhere=Count(
+            "pk", filter=~Q(client_id=client_id) & stream_sessions_live_filter(now)
+        ),
+    )
+    new_session = counts["this"] == 0
+    if new_session and counts["sessions"] >= settings.NOTIFYHUB_STREAM_MAX_SESSIONS_PER_PRINCIPAL:
         oldest = (
             kept.filter(disconnected_at__isnull=False)
             .order_by("disconnected_at")
@@ -105,13 +112,26 @@ def _stream_caps_check(*, principal: StreamPrincipal, client_id: str, now: datet
             "clientId.",
             retry_after=max(1, math.ceil(wait)),
         )
-    open_elsewhere = kept.exclude(client_id=client_id).filter(stream_sessions_live_filter(now))
-    if open_elsewhere.count() >= settings.NOTIFYHUB_STREAM_MAX_PER_PRINCIPAL:
+    if counts["open_elsewhere"] >= settings.NOTIFYHUB_STREAM_MAX_PER_PRINCIPAL:
         raise errors.Throttled(
             "Too many open streams for this principal: at most "
             f"{settings.NOTIFYHUB_STREAM_MAX_PER_PRINCIPAL}.",
             retry_after=_stream_slot_wait(),
         )
+
+
+def _replaces_live_connection(*, principal: StreamPrincipal, client_id: str, now: datetime) -> bool:
+    """Whether the session already holds a connection whose process is alive: this connection
+    then takes its place (a reconnect after a restart, a second tab of the same clientId), so it
+    adds neither a session nor an open stream and needs no cap check, nor the principal's turn
+    (a reconnect storm of one principal's streams would otherwise open them one at a time)."""
+    return (
+        StreamSession.objects.filter(
+            principal_kind=principal.kind, principal=principal.name, client_id=client_id
+        )
+        .filter(stream_sessions_live_filter(now))
+        .exists()
+    )
 
 
 def _stream_slot_wait() -> int:
@@ -144,22 +164,23 @@ def stream_session_open(
     refused = [account for account in account_ids if account not in member_of]
     if refused:
         raise errors.Forbidden(f"accountIds: you may not watch account {refused[0]!r}")
-    _principal_opens_serialize(principal)
     now = timezone.now()
-    _stream_caps_check(principal=principal, client_id=client_id, now=now)
     cutoff = now - settings.NOTIFYHUB_STREAM_RECONNECT_WINDOW
-    StreamSession.objects.bulk_create(
-        [
-            StreamSession(
-                principal_kind=principal.kind,
-                principal=principal.name,
-                client_id=client_id,
-                kinds_csv=_csv(kinds),
-                disconnected_at=now,
-            )
-        ],
-        ignore_conflicts=True,
-    )
+    if not _replaces_live_connection(principal=principal, client_id=client_id, now=now):
+        _principal_opens_serialize(principal)
+        _stream_caps_check(principal=principal, client_id=client_id, now=now)
+        StreamSession.objects.bulk_create(
+            [
+                StreamSession(
+                    principal_kind=principal.kind,
+                    principal=principal.name,
+                    client_id=client_id,
+                    kinds_csv=_csv(kinds),
+                    disconnected_at=now,
+                )
+            ],
+            ignore_conflicts=True,
+        )
     # The row lock serializes two connections of one session racing to take it over.
     session = StreamSession.objects.select_for_update().get(
         principal_kind=principal.kind, principal=principal.name, client_id=client_id
@@ -200,8 +221,11 @@ def stream_session_open(
             .first()
             or ""
         )
-    if new or reset or not replay_after:
-        # Start fresh, at the newest event: nothing older is meant for this stream.
+    if new or reset:
+        # Start fresh, at the newest event: nothing older is meant for this stream. A session
+        # that started when the log was empty keeps "" as its position: every event since is
+        # owed to it (found by bench/storm.py: a client given no event before a restart, so
+        # reconnecting without Last-Event-ID, lost what was ingested while it was away).
         replay_after = _newest_event_id()
     # A takeover is still announced when the holder is presumed dead: if it is only slow, the
     # message closes it at once.
