@@ -16,7 +16,8 @@ $(STAMP): requirements.txt requirements-dev.txt
 	touch $(STAMP)
 
 ## Start web (daphne), worker and beat on embedded defaults (SQLite, a private Redis); Ctrl-C stops all.
-## Procfile.dev lists them; the Procfile is production's (docs/deploy.md). The marker file makes
+## Procfile.dev lists them, each under notifyhub.respawn, which starts a process that exits again
+## (honcho alone stops every process when one exits); the Procfile is production's (docs/deploy.md). The marker file makes
 ## DEBUG the default for every shell in this checkout (notifyhub/settings.py), so the README's
 ## manage.py commands work in a second shell too. Static files come from the apps (DEBUG).
 run: export DEBUG ?= 1

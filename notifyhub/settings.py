@@ -256,6 +256,18 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A worker (and beat) outlives Redis going away: it reconnects, and keeps trying for as long as
+# Redis is gone (None: Celery's default gives up after 100 tries, about an hour, and exits).
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# kombu's Redis transport with one fix: without it a worker holding a task with a pool slot free
+# dies when Redis goes away (notifyhub/broker.py says how).
+CELERY_BROKER_TRANSPORT = "notifyhub.broker:Transport"
+# Tasks running when the broker connection drops run to the end (their acknowledgement may fail
+# and is then logged; Redis redelivers the message after the visibility timeout, and the claim
+# makes the rerun a no-op). Cancelling them instead (Celery 6's planned default) would cut
+# webhook sends off mid-request, leaving those deliveries `unknown` and never resent.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     # Longer than the longest task (webhook and push timeouts are seconds), but minutes, not the
     # one-hour default, so a task lost with its worker runs again soon.

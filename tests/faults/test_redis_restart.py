@@ -5,7 +5,6 @@ queue and bearer-token reads keep working from the database; once Redis is back,
 re-enqueues what the broker never got and every webhook is delivered exactly once.
 """
 
-import contextlib
 import json
 import os
 import signal
@@ -88,13 +87,8 @@ def test_ingestion_and_delivery_survive_a_redis_restart(log_dir, consumer):
             assert health["checks"]["redis"]["status"] == "error"
 
             redis = start_private_redis(port)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                worker.popen.wait(timeout=10)  # give a crashing worker the time to exit
-            if worker.popen.poll() is not None:
-                # kombu's Redis transport can crash the worker when the broker vanishes while
-                # it acknowledges a task ("Unrecoverable error: ... 'hostname'"): workers run
-                # under a supervisor that restarts them, as this test does.
-                worker = servers.start_worker(log_dir, queue="notifyhub", **env)
+            # The worker rides out the broker's absence (notifyhub/broker.py,
+            # tests/faults/test_worker_broker_loss.py): no supervisor restarts it here.
             sweep(servers.process_env(**env))
             received = receiver.wait_for(20, timeout=60)
             servers.wait_until(
@@ -102,6 +96,7 @@ def test_ingestion_and_delivery_survive_a_redis_restart(log_dir, consumer):
                 timeout=30,
                 what="every delivery attempted",
             )
+            assert worker.popen.poll() is None, worker.output()
     finally:
         worker.stop()
         daphne.stop()
@@ -112,9 +107,6 @@ def test_ingestion_and_delivery_survive_a_redis_restart(log_dir, consumer):
     ids = Counter(json.loads(request.body)["id"] for request in received)
     assert set(ids) == set(accepted)  # nothing lost
     assert max(ids.values()) == 1  # nothing pushed twice
-    # A send in flight when the broker vanished may be recorded `unknown`, never resent.
-    statuses = Counter(Delivery.objects.values_list("status", flat=True))
-    assert statuses["delivered"] + statuses["unknown"] + statuses["sending"] == 20
     # A send in flight when the broker vanished may be recorded `unknown`, never resent.
     statuses = Counter(Delivery.objects.values_list("status", flat=True))
     assert statuses["delivered"] + statuses["unknown"] + statuses["sending"] == 20
