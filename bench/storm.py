@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 from bench.streams import (  # noqa: E402  (the path above first)
     BIN,
     REDIS_URL,
+    SETUP_PRELUDE,
     PrivatePostgres,
     Receipts,
     free_port,
@@ -56,24 +57,9 @@ OPEN_BATCH = 100
 SEQ = re.compile(rb'"seq": (\d+)[,}]')
 ID = re.compile(rb"^id: (\S+)$", re.M)
 
-SETUP = """
-import json, django
-django.setup()
-from datetime import timedelta
-from django.contrib.auth import get_user_model
-from django.core.management import call_command
-from django.utils import timezone
-from oauth2_provider.models import AccessToken, set_token_value
-from oauthlib.common import generate_token
-from notifyhub.services import client_create
-call_command("migrate", verbosity=0)
-def token(app, scopes, user=None):
-    raw = generate_token()
-    row = AccessToken(application=app, user=user, scope=" ".join(scopes),
-                      expires=timezone.now() + timedelta(hours=2))
-    set_token_value(row, raw)
-    row.save()
-    return raw
+SETUP = (
+    SETUP_PRELUDE
+    + """
 consumer = client_create(name="storm-consumer", scopes=["notification:consent:consumer"])
 producer = client_create(name="storm-producer", scopes=["events:publish"], hub_operator=True)
 users = [get_user_model().objects.create_user(f"storm-{u}") for u in range(USERS)]
@@ -83,6 +69,7 @@ print(json.dumps({
     "producer": token(producer.application, ["events:publish"]),
 }))
 """
+)
 
 
 @dataclass

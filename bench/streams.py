@@ -177,7 +177,8 @@ def start_daphne(app: str, env: dict[str, str], log: Path) -> tuple[subprocess.P
     raise RuntimeError(f"daphne {app} did not start: {log.read_text()}")
 
 
-NOTIFYHUB_SETUP = """
+# Migrate, and `token(app, scopes, user)` minting an access token: the start of every bench's setup.
+SETUP_PRELUDE = """
 import json, django
 django.setup()
 from datetime import timedelta
@@ -195,6 +196,11 @@ def token(app, scopes, user=None):
     set_token_value(row, raw)
     row.save()
     return raw
+"""
+
+NOTIFYHUB_SETUP = (
+    SETUP_PRELUDE
+    + """
 user = get_user_model().objects.create_user("bench")
 consumer = client_create(name="bench-consumer", scopes=["notification:consent:consumer"])
 producer = client_create(name="bench-producer", scopes=["events:publish"], hub_operator=True)
@@ -203,6 +209,7 @@ print(json.dumps({
     "producer": token(producer.application, ["events:publish"]),
 }))
 """
+)
 
 
 def start_notifyhub(pg: PrivatePostgres, workdir: Path) -> Server:
