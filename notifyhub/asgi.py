@@ -1,12 +1,9 @@
 """ASGI entry point served by daphne: HTTP (including server-sent event streams)."""
 
-import asyncio
 import atexit
 import gc
 import io
 import os
-import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
 from http import HTTPStatus
 from importlib import import_module
@@ -19,10 +16,10 @@ from daphne import http_protocol
 from daphne import server as daphne_server
 from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
-from django.db import connections
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 
+from notifyhub.db_threads import DbThreads
 from notifyhub.http_channel import HubHTTPFactory, StreamWriteBound, stream_pacer
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "notifyhub.settings")
@@ -31,6 +28,7 @@ django.setup(set_prefix=False)  # What get_asgi_application() does before buildi
 
 from notifyhub.body_limits import body_limit_for, too_large_answer  # noqa: E402 - needs setup()
 from notifyhub.metrics import process_dead  # noqa: E402 - needs setup()
+from streams.connection import stream_bursts_on  # noqa: E402 - needs setup()
 
 
 class ThreadPoolASGIHandler(ASGIHandler):
@@ -41,70 +39,39 @@ class ThreadPoolASGIHandler(ASGIHandler):
     mode, which hops to that thread and back for every sync middleware, twice. Measured here,
     that was most of a minimal API request. This handler builds the chain in sync mode, as under
     WSGI, and runs the whole of it, view included, in one call on the least busy of `threads`
-    long-lived threads. Async views (the streams) go through `StreamASGIHandler` instead.
-
-    A web thread keeps its database connection from one request to the next, as a WSGI worker
-    with CONN_MAX_AGE does (health-checked before each reuse), and closes it once it has been
-    idle for `db_idle` seconds.
+    long-lived threads, which keep their database connection while busy (notifyhub/db_threads.py).
+    Async views (the streams) go through `StreamASGIHandler` instead.
     """
 
     def __init__(self, threads: int, db_idle: float) -> None:
         super().__init__()
         self.load_middleware(is_async=False)
-        self.executors = [
-            ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix=f"web-{n}", initializer=_keep_connections
-            )
-            for n in range(threads)
-        ]
-        self.in_flight = [0] * threads
-        self.last_done = [0.0] * threads
-        self.idle_timers: list[asyncio.TimerHandle | None] = [None] * threads
-        self.db_idle = db_idle
+        self.threads = DbThreads(threads, db_idle=db_idle, name="web")
 
     async def __call__(self, scope, receive, send):  # type: ignore[no-untyped-def]  # ASGI scope/receive/send
         if scope["type"] != "http":
             raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
-        index = self.in_flight.index(min(self.in_flight))
-        self.in_flight[index] += 1
-        try:
-            async with ThreadSensitiveContext(executor=self.executors[index]):
-                await self.handle(scope, receive, send)
-        finally:
-            self.in_flight[index] -= 1
-            self.last_done[index] = time.monotonic()
-            if self.idle_timers[index] is None:  # One timer per thread, not one per request.
-                self._arm_idle_timer(index, self.db_idle)
-
-    def _arm_idle_timer(self, index: int, delay: float) -> None:
-        loop = asyncio.get_running_loop()
-        self.idle_timers[index] = loop.call_later(delay, self._close_if_idle, index)
-
-    def _close_if_idle(self, index: int) -> None:
-        self.idle_timers[index] = None
-        if self.in_flight[index]:
-            return  # The request in flight re-arms the timer when it ends.
-        left = self.db_idle - (time.monotonic() - self.last_done[index])
-        if left > 0:
-            self._arm_idle_timer(index, left)
-        else:
-            self.executors[index].submit(connections.close_all)
+        async with (
+            self.threads.lease() as executor,
+            ThreadSensitiveContext(executor=executor),
+        ):
+            await self.handle(scope, receive, send)
 
     async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
         return await sync_to_async(self.get_response, thread_sensitive=True)(request)
 
 
-def _keep_connections() -> None:
-    """Web threads keep their connection between requests (CONN_MAX_AGE for this thread only:
-    streams and other threads still close theirs after each use)."""
-    for connection in connections.all(initialized_only=False):
-        pooled = "pool" in connection.settings_dict.get("OPTIONS", {})  # The pool keeps them.
-        if connection.settings_dict["CONN_MAX_AGE"] == 0 and not pooled:
-            connection.settings_dict = {**connection.settings_dict, "CONN_MAX_AGE": None}
-
-
 api_asgi_app = ThreadPoolASGIHandler(
     settings.NOTIFYHUB_WEB_THREADS, db_idle=settings.NOTIFYHUB_WEB_DB_IDLE
+)
+# Stream opens, replays and closes: on threads of their own (an API request never waits behind
+# a reconnect storm), which keep their connection while the opens keep coming.
+stream_bursts_on(
+    DbThreads(
+        settings.NOTIFYHUB_STREAM_DB_THREADS,
+        db_idle=settings.NOTIFYHUB_WEB_DB_IDLE,
+        name="stream-db",
+    )
 )
 
 

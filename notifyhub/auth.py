@@ -44,6 +44,8 @@ class TokenInfo:
     expires: datetime
     tenant_id: str | None = None
     hub_operator: bool = False
+    # The user's username (None for an application's token): a stream listens as it.
+    username: str | None = None
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
@@ -63,6 +65,7 @@ class TokenInfo:
             "expires": self.expires.timestamp(),
             "tenant_id": self.tenant_id,
             "hub_operator": self.hub_operator,
+            "username": self.username,
         }
 
     @classmethod
@@ -76,6 +79,7 @@ class TokenInfo:
             expires=datetime.fromtimestamp(data["expires"], tz=UTC),
             tenant_id=data["tenant_id"],
             hub_operator=data["hub_operator"],
+            username=data.get("username"),
         )
 
 
@@ -142,10 +146,15 @@ def forget_changed_application(sender: type, instance: Any, **kwargs: Any) -> No
     tokens_cache_forget(checksums=_tokens_of(application_id=instance.pk))
 
 
-def forget_changed_user(sender: type, instance: Any, **kwargs: Any) -> None:
-    """post_save receiver for the user model: a deactivated user's tokens stop at once."""
-    if not instance.is_active:
-        tokens_cache_forget(checksums=_tokens_of(user_id=instance.pk))
+def forget_changed_user(
+    sender: type, instance: Any, update_fields: frozenset[str] | None = None, **kwargs: Any
+) -> None:
+    """post_save receiver for the user model: a deactivated user's tokens stop at once, and a
+    renamed user's are read again (the cache holds the username). A login, which saves only
+    `last_login`, changes neither."""
+    if update_fields is not None and set(update_fields) <= {"last_login"}:
+        return
+    tokens_cache_forget(checksums=_tokens_of(user_id=instance.pk))
 
 
 def token_validate(raw_token: str) -> TokenInfo | None:
@@ -169,6 +178,7 @@ def token_validate(raw_token: str) -> TokenInfo | None:
                 "application__tenant_id",
                 "application__hub_operator",
                 "user__is_active",
+                "user__username",
             )
             .filter(token_checksum=checksum)
             .first()
@@ -186,6 +196,7 @@ def token_validate(raw_token: str) -> TokenInfo | None:
             expires=row.expires,
             tenant_id=row.application.tenant_id,
             hub_operator=row.application.hub_operator,
+            username=row.user.get_username() if row.user is not None else None,
         )
         _cache_set(checksum, info)
     if info.expires <= timezone.now():

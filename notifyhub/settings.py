@@ -171,6 +171,9 @@ NOTIFYHUB_WEB_THREADS = env_int("NOTIFYHUB_WEB_THREADS", 4, minimum=1)
 # A web thread keeps its database connection between requests (no new connection per request)
 # and closes it once it has served nothing for this long, so an idle hub holds no connection.
 NOTIFYHUB_WEB_DB_IDLE = env_float("NOTIFYHUB_WEB_DB_IDLE", 5.0, minimum=0.0)
+# Threads (each with its database connection while busy, as the web threads) for the short
+# database bursts of the streams: opening one, replaying its missed events, recording its end.
+NOTIFYHUB_STREAM_DB_THREADS = env_int("NOTIFYHUB_STREAM_DB_THREADS", 2, minimum=1)
 # Seconds a connection has to send a complete request head, from its opening or the end of its
 # previous response: a slow-loris client, or an idle keep-alive connection, is closed then
 # (notifyhub/http_channel.py; it never cuts a response in progress, streams included).

@@ -31,14 +31,18 @@ class StreamPrincipal:
 
 
 def principal_for_token(*, token: TokenInfo) -> StreamPrincipal | None:
-    """A user token listens as its user; an application token as its client id."""
+    """A user token listens as its user; an application token as its client id. None: the
+    token's user is inactive (read only when the token's facts, from before the username was
+    cached with them, do not carry it: a deactivation evicts them, notifyhub/auth.py)."""
     if token.user_id is not None:
-        username = (
-            get_user_model()
-            .objects.filter(pk=token.user_id, is_active=True)
-            .values_list("username", flat=True)
-            .first()
-        )
+        username = token.username
+        if username is None:
+            username = (
+                get_user_model()
+                .objects.filter(pk=token.user_id, is_active=True)
+                .values_list("username", flat=True)
+                .first()
+            )
         if username is None:
             return None
         return StreamPrincipal(

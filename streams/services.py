@@ -120,17 +120,21 @@ def _stream_caps_check(*, principal: StreamPrincipal, client_id: str, now: datet
         )
 
 
-def _replaces_live_connection(*, principal: StreamPrincipal, client_id: str, now: datetime) -> bool:
-    """Whether the session already holds a connection whose process is alive: this connection
-    then takes its place (a reconnect after a restart, a second tab of the same clientId), so it
-    adds neither a session nor an open stream and needs no cap check, nor the principal's turn
-    (a reconnect storm of one principal's streams would otherwise open them one at a time)."""
+def _live_session_locked(
+    *, principal: StreamPrincipal, client_id: str, now: datetime
+) -> StreamSession | None:
+    """The session, locked, if it already holds a connection whose process is alive: this
+    connection then takes its place (a reconnect after a restart, a second tab of the same
+    clientId), so it adds neither a session nor an open stream and needs no cap check, nor the
+    principal's turn (a reconnect storm of one principal's streams would otherwise open them
+    one at a time). One statement: only a live session's row is locked, and whoever locks a
+    row here never waits for the principal's turn afterwards (no deadlock with an open that
+    holds the turn and waits for the row)."""
     return (
-        StreamSession.objects.filter(
-            principal_kind=principal.kind, principal=principal.name, client_id=client_id
-        )
+        StreamSession.objects.select_for_update()
+        .filter(principal_kind=principal.kind, principal=principal.name, client_id=client_id)
         .filter(stream_sessions_live_filter(now))
-        .exists()
+        .first()
     )
 
 
@@ -166,7 +170,8 @@ def stream_session_open(
         raise errors.Forbidden(f"accountIds: you may not watch account {refused[0]!r}")
     now = timezone.now()
     cutoff = now - settings.NOTIFYHUB_STREAM_RECONNECT_WINDOW
-    if not _replaces_live_connection(principal=principal, client_id=client_id, now=now):
+    session = _live_session_locked(principal=principal, client_id=client_id, now=now)
+    if session is None:
         _principal_opens_serialize(principal)
         _stream_caps_check(principal=principal, client_id=client_id, now=now)
         StreamSession.objects.bulk_create(
@@ -181,10 +186,10 @@ def stream_session_open(
             ],
             ignore_conflicts=True,
         )
-    # The row lock serializes two connections of one session racing to take it over.
-    session = StreamSession.objects.select_for_update().get(
-        principal_kind=principal.kind, principal=principal.name, client_id=client_id
-    )
+        # The row lock serializes two connections of one session racing to take it over.
+        session = StreamSession.objects.select_for_update().get(
+            principal_kind=principal.kind, principal=principal.name, client_id=client_id
+        )
     # A connection whose process died (SIGKILL, a lost machine) never recorded its disconnect;
     # its last heartbeat stands in for it, so the window runs from then.
     disconnected_at = session.disconnected_since(silent_before=stream_holder_silent_before(now))
