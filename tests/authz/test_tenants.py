@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 from devices.models import Device
 from events.models import Event
 from events.services import api_key_create
+from notifyhub.auth import token_validate
 from notifyhub.models import Account
 from notifyhub.tenancy import Reach
 from subscriptions.models import Subscription
@@ -173,6 +174,15 @@ def test_a_deactivated_users_token_is_refused_at_once(member):
 
     assert kazoo(member).get(DEVICE).status_code == 401
     assert member.api().get("/api/v3/integration/notifications").status_code == 401
+
+
+def test_a_renamed_users_token_names_the_new_username_on_the_next_request(member):
+    """Streams listen as the username the token cache holds with the token's facts."""
+    assert token_validate(member.token).username == member.user.username  # now cached
+    member.user.username = "maria.renamed"
+    member.user.save()
+
+    assert token_validate(member.token).username == "maria.renamed"
 
 
 def test_editing_a_tokens_scope_counts_on_the_next_request(consumer):
