@@ -40,7 +40,7 @@ from streams.connection import (
     release_request_connection,
     session_stream,
 )
-from streams.hub import StreamConnection
+from streams.hub import StreamConnection, hub
 from streams.principals import (
     StreamPrincipal,
     principal_for_token,
@@ -203,6 +203,7 @@ def _open(
         account_ids=params.account_ids,
         ticket_number=params.ticket_number,
         last_event_id=params.last_event_id,
+        members_known=hub.members_known,
     )
     return principal, opened
 
@@ -243,6 +244,7 @@ async def push_subscribe(request: HttpRequest) -> HttpResponseBase:
         session_key=principal.session_key,
         user_id=principal.user_id,
         expires_at=principal.expires_at,
+        members_changes=opened.members_changes,
     )
     response = EventStreamResponse(session_stream(request, connection, opened))
     if opened.reset:

@@ -28,7 +28,11 @@ from streams.frames import (
 )
 from streams.hub import StreamConnection, hub
 from streams.messages import released_message, takeover_message
-from streams.selectors import REPLAY_PAGE_SIZE, stream_replay_page, stream_session_position
+from streams.selectors import (
+    REPLAY_PAGE_SIZE,
+    stream_filter_replay_page,
+    stream_session_position,
+)
 from streams.services import StreamOpened, stream_session_close
 
 logger = logging.getLogger(__name__)
@@ -192,7 +196,7 @@ async def session_stream(
         if opened.took_over:
             last_sent = await _take_over(connection, opened, last_sent)
         while True:
-            page = await db_burst(stream_replay_page, session_id=opened.session_id, after=last_sent)
+            page = await db_burst(stream_filter_replay_page, filter=opened.filter, after=last_sent)
             for event in page:
                 last_sent = event["id"]
                 yield stream_event_frame(event).encode()

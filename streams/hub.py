@@ -42,6 +42,9 @@ logger = logging.getLogger(__name__)
 # client reconnects and replays what it missed from the event log, so nothing is lost.
 QUEUE_LIMIT = 1000
 
+# A stream principal as its memberships know it: (user id, application id).
+PrincipalKey = tuple[int | None, int | None]
+
 
 @dataclass(eq=False, slots=True)
 class StreamConnection:
@@ -68,6 +71,9 @@ class StreamConnection:
     queued_bytes: int = 0
     waiter: asyncio.Future[None] | None = None
     expiry: asyncio.TimerHandle | None = None
+    # How many membership changes of its principal this process had seen when the stream's
+    # filter was made (`StreamHub.members_known`): one more since, and the filter is re-read.
+    members_changes: int = 0
 
     def offer(self, item: tuple[str, Any]) -> None:
         size = len(item[1][1]) if item[0] == "event" else 0
@@ -113,12 +119,27 @@ class StreamHub:
         self._by_account: dict[str, set[StreamConnection]] = {}
         self._feeds: set[StreamConnection] = set()
         self._all: set[StreamConnection] = set()
+        # The account memberships of the principals whose streams this process holds, kept
+        # current by the bus's `members` messages, and how many such messages each principal
+        # has had: a stream opening here for a principal it already holds takes them from here
+        # instead of the database (a reconnect storm opens many of one principal's streams).
+        # Read from the stream database threads: plain dict reads and writes, atomic.
+        self._members: dict[PrincipalKey, frozenset[str]] = {}
+        self._members_changes: dict[PrincipalKey, int] = {}
+        self._by_owner: dict[PrincipalKey, set[StreamConnection]] = {}
         self._task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._keepalive_task: asyncio.Task[None] | None = None
         self._reloads: set[asyncio.Task[None]] = set()
         self._ready = asyncio.Event()
         self._client: aioredis.Redis | None = None
+
+    def members_known(self, key: PrincipalKey) -> tuple[int, frozenset[str] | None]:
+        """How many membership changes of the principal (user id, application id) this process
+        has seen, and its memberships if a stream held here knows them current (None: read
+        them). Safe to call from any thread."""
+        changes = self._members_changes.get(key, 0)
+        return changes, self._members.get(key)
 
     @property
     def connection_count(self) -> int:
@@ -155,6 +176,12 @@ class StreamHub:
         else:
             self._by_session.setdefault(connection.session_id, set()).add(connection)
         self._index(connection)
+        if connection.filter is not None:
+            key = _owner(connection.filter)
+            if self._members_changes.get(key, 0) != connection.members_changes:
+                # Its memberships changed while the stream was opening: read them again.
+                self._members.pop(key, None)
+                self._spawn_reload(key)
         await self._ready.wait()
 
     def _expired(self, connection: StreamConnection) -> None:
@@ -205,6 +232,10 @@ class StreamHub:
         self._by_principal.setdefault(connection.filter.principal, set()).add(connection)
         for account_id in connection.filter.member_of:
             self._by_account.setdefault(account_id, set()).add(connection)
+        key = _owner(connection.filter)
+        self._by_owner.setdefault(key, set()).add(connection)
+        if self._members_changes.get(key, 0) == connection.members_changes:
+            self._members[key] = connection.filter.member_of
 
     def _unindex(self, connection: StreamConnection) -> None:
         if connection.filter is None:
@@ -212,6 +243,10 @@ class StreamHub:
         _unindex(self._by_principal, connection.filter.principal, connection)
         for account_id in connection.filter.member_of:
             _unindex(self._by_account, account_id, connection)
+        key = _owner(connection.filter)
+        _unindex(self._by_owner, key, connection)
+        if key not in self._by_owner:
+            self._members.pop(key, None)
 
     def _targets(self, route: EventRoute) -> list[StreamConnection]:
         candidates = set(self._by_principal.get(route["user_id"] or "", ()))
@@ -219,17 +254,18 @@ class StreamHub:
             candidates |= self._by_account.get(route["account_id"], set())
         return [c for c in candidates if c.filter is not None and c.filter.matches(route)]
 
+    def _spawn_reload(self, key: PrincipalKey) -> None:
+        task = asyncio.get_running_loop().create_task(self._reload_members(*key))
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+
     async def _reload_members(self, user_id: int | None, application_id: int | None) -> None:
         """A principal's account memberships changed: re-read them for its open streams."""
-        mine = [
-            connection
-            for connection in self._all
-            if connection.filter is not None
-            and (connection.filter.user_id, connection.filter.application_id)
-            == (user_id, application_id)
-        ]
+        key = (user_id, application_id)
+        mine = list(self._by_owner.get(key, ()))
         if not mine:
             return
+        changes = self._members_changes.get(key, 0)
         try:
             member_of = await sync_to_async(_members_burst, thread_sensitive=False)(
                 user_id=user_id, application_id=application_id
@@ -244,6 +280,7 @@ class StreamHub:
             if connection in self._all and connection.filter is not None:
                 self._unindex(connection)
                 connection.filter = replace(connection.filter, member_of=member_of)
+                connection.members_changes = changes
                 self._index(connection)
 
     async def publish(self, message: BusMessage) -> None:
@@ -340,10 +377,11 @@ class StreamHub:
                     if connection.released is not None:
                         connection.released.set()
             elif message["t"] == "members":
-                reload = self._reload_members(message["user_id"], message["application_id"])
-                task = asyncio.get_running_loop().create_task(reload)
-                self._reloads.add(task)
-                task.add_done_callback(self._reloads.discard)
+                key = (message["user_id"], message["application_id"])
+                # From now on, an opening stream of the principal reads them from the database.
+                self._members_changes[key] = self._members_changes.get(key, 0) + 1
+                self._members.pop(key, None)
+                self._spawn_reload(key)
             elif message["t"] == "logout":
                 self._logout(message["token_id"], message["session_key"], message["user_id"])
         except Exception:
@@ -363,6 +401,10 @@ class StreamHub:
                 or (user_id is not None and connection.user_id == user_id)
             ):
                 connection.offer(("logout", reason))
+
+
+def _owner(filter: StreamFilter) -> PrincipalKey:
+    return (filter.user_id, filter.application_id)
 
 
 def _unindex(

@@ -67,18 +67,40 @@ def stream_session_events(
     The same rule as `StreamFilter.matches`, read the other way (streams for an event there,
     events for a session here).
     """
-    kinds = set(session.kinds)
+    return stream_filter_events(
+        principal=session.principal,
+        user_id=session.principal_user_id,
+        application_id=session.principal_application_id,
+        kinds=frozenset(session.kinds),
+        account_ids=frozenset(session.account_ids),
+        ticket_number=session.ticket_number,
+        after=after,
+        since=since,
+    )
+
+
+def stream_filter_events(
+    *,
+    principal: str,
+    user_id: int | None,
+    application_id: int | None,
+    kinds: frozenset[str],
+    account_ids: frozenset[str],
+    ticket_number: str,
+    after: str,
+    since: datetime,
+) -> "QuerySet[Event]":
+    """`stream_session_events` for a stream's own filter (what a connection replays, without
+    reading its session again)."""
     wanted = Q(type_id__in=sorted(kinds - {"accountStatus", "ticket"}))
-    if "accountStatus" in kinds and session.account_ids:
-        wanted |= Q(type_id="accountStatus", account_id__in=session.account_ids)
+    if "accountStatus" in kinds and account_ids:
+        wanted |= Q(type_id="accountStatus", account_id__in=sorted(account_ids))
     if "ticket" in kinds:
         wanted |= (
-            Q(type_id="ticket", ticket_number=session.ticket_number)
-            if (session.ticket_number)
+            Q(type_id="ticket", ticket_number=ticket_number)
+            if ticket_number
             else Q(type_id="ticket")
         )
-    members = memberships_of(
-        user_id=session.principal_user_id, application_id=session.principal_application_id
-    )
-    belongs = Q(user_id=session.principal) | Q(account_id__in=members.values("account_id"))
+    members = memberships_of(user_id=user_id, application_id=application_id)
+    belongs = Q(user_id=principal) | Q(account_id__in=members.values("account_id"))
     return Event.objects.filter(wanted, belongs, id__gt=after, created_at__gte=since).order_by("id")

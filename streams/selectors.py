@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from streams.messages import StreamEvent, stream_event_of
 from streams.models import StreamSession
-from streams.rules import stream_session_events
+from streams.rules import StreamFilter, stream_filter_events, stream_session_events
 
 REPLAY_PAGE_SIZE = 200
 
@@ -52,4 +52,23 @@ def stream_replay_page(
         return []
     since = timezone.now() - settings.NOTIFYHUB_STREAM_RECONNECT_WINDOW
     events = stream_session_events(session, after=after, since=since)[:limit]
+    return [stream_event_of(event) for event in events]
+
+
+def stream_filter_replay_page(
+    *, filter: StreamFilter, after: str, limit: int = REPLAY_PAGE_SIZE
+) -> list[StreamEvent]:
+    """A connection's replay page: `stream_replay_page` by the connection's own filter (the
+    one its session was opened with), in one statement."""
+    since = timezone.now() - settings.NOTIFYHUB_STREAM_RECONNECT_WINDOW
+    events = stream_filter_events(
+        principal=filter.principal,
+        user_id=filter.user_id,
+        application_id=filter.application_id,
+        kinds=filter.kinds,
+        account_ids=filter.account_ids,
+        ticket_number=filter.ticket_number,
+        after=after,
+        since=since,
+    )[:limit]
     return [stream_event_of(event) for event in events]

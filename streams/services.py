@@ -11,6 +11,7 @@ bus only makes delivery immediate; the event log makes a reconnect lossless.
 
 import math
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -54,6 +55,13 @@ class StreamOpened:
     # taken over records only as it closes, so the new one waits for it (not when the previous
     # connection's process has gone silent: it is dead and will record nothing).
     position_from_session: bool = False
+    # `members_known`'s count of the principal's membership changes when the filter was made.
+    members_changes: int = 0
+
+
+# Given (user id, application id): how many membership changes of that principal the web
+# process has seen, and its memberships if the process knows them current (None: unknown).
+MembersKnown = Callable[[tuple[int | None, int | None]], tuple[int, frozenset[str] | None]]
 
 
 def _csv(values: list[str]) -> str:
@@ -153,6 +161,7 @@ def stream_session_open(
     account_ids: list[str],
     ticket_number: str,
     last_event_id: str | None,
+    members_known: MembersKnown | None = None,
 ) -> StreamOpened:
     """Attach a new connection to the principal's session for `client_id` (creating it) and
     decide where its stream resumes: after `last_event_id`, else after the session's position
@@ -161,10 +170,15 @@ def stream_session_open(
     for it, starts there too and is told so (`reset`).
 
     A principal may watch only the accounts it is a member of: naming any other in
-    `account_ids` is refused (403) before anything is written."""
-    member_of = member_account_ids(
-        user_id=principal.user_id, application_id=principal.application_id
-    )
+    `account_ids` is refused (403) before anything is written. Its memberships come from
+    `members_known` (the web process's streams of the same principal) when it knows them, else
+    from the database."""
+    key = (principal.user_id, principal.application_id)
+    members_changes, member_of = members_known(key) if members_known else (0, None)
+    if member_of is None:
+        member_of = member_account_ids(
+            user_id=principal.user_id, application_id=principal.application_id
+        )
     refused = [account for account in account_ids if account not in member_of]
     if refused:
         raise errors.Forbidden(f"accountIds: you may not watch account {refused[0]!r}")
@@ -258,6 +272,7 @@ def stream_session_open(
             member_of=member_of,
         ),
         position_from_session=last_event_id is None and not reset and not holder_dead,
+        members_changes=members_changes,
     )
 
 

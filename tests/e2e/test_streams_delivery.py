@@ -302,3 +302,37 @@ def test_account_membership_changes_reach_open_streams(daphne, member):
         assert all(data(sse).get("account_id") != "acme" for sse in stream.nothing_more(wait=1))
     finally:
         stream.close()
+
+
+def test_a_stream_opened_beside_one_of_its_principal_follows_a_membership_change(daphne, member):
+    """A new stream of a principal whose streams the process already holds takes its
+    memberships from them (no database read); opened just as they change, it still ends up with
+    the new ones, whichever comes first: the change's bus message or its open."""
+    Account.objects.create(id="gamma", name="Gamma")
+    first = open_stream(
+        daphne.url, token=member.token, params={"clientId": "tab-1", "kinds": "newMessage"}
+    )
+    try:
+        assert first.status == 200
+        first.next()
+        with transaction.atomic():
+            AccountMember.objects.filter(user=member.user, account_id="acme").delete()
+            AccountMember.objects.create(user=member.user, account_id="gamma")
+        second = open_stream(
+            daphne.url, token=member.token, params={"clientId": "tab-2", "kinds": "newMessage"}
+        )
+        try:
+            assert second.status == 200
+            second.next()
+            deadline = time.monotonic() + 10
+            gamma: list[str] = []
+            while not gamma and time.monotonic() < deadline:
+                sent = ingest("newMessage", account_id="gamma", at=time.monotonic())
+                gamma = [sse.id for sse in second.nothing_more(wait=0.5) if sse.id == sent]
+            assert gamma, "the account joined never reached the stream opened beside"
+            ingest("newMessage", account_id="acme", n=1)
+            assert all(data(sse).get("account_id") != "acme" for sse in second.nothing_more(wait=1))
+        finally:
+            second.close()
+    finally:
+        first.close()
