@@ -32,7 +32,7 @@ class ErrorOutput(serializers.Serializer[Any]):
     """The platform's error body (notifyhub.errors.HubError.body)."""
 
     code = serializers.CharField(help_text="A stable code listed in docs/errors.md.")
-    description = serializers.CharField()
+    description = serializers.CharField(help_text="What went wrong, in words.")
     field = serializers.CharField(required=False, help_text="The request field at fault.")
 
 

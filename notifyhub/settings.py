@@ -407,6 +407,11 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # The Push API's stream is an async Django view, not a DRF one: this adds its operation.
     "PREPROCESSING_HOOKS": ["streams.api.push_subscribe_schema_endpoint"],
+    # The Kazoo path as its contract writes it (no trailing slash); the first is the default.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "devices.api.kazoo.kazoo_paths_as_the_contract_writes_them",
+    ],
 }
 
 # --- Events, subscriptions and retention ---

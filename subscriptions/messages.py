@@ -45,13 +45,18 @@ class NotificationPageItem(TypedDict):
 
 
 class IntegrationNotificationOutput(serializers.Serializer):
-    id = serializers.CharField()
-    name = serializers.CharField()
+    id = serializers.CharField(help_text="The event's id.")
+    name = serializers.CharField(help_text="The event's name (its type).")
     # DRF's metaclass moves declared fields off the class, so the serializer's own `.data`
     # property is untouched by this field; only the stubs see a clash.
-    data = serializers.JSONField()  # type: ignore[assignment]  # see above
-    created_at = UtcDateTimeField()
-    expires_at = UtcDateTimeField()
+    data = serializers.JSONField(  # type: ignore[assignment]  # see above
+        help_text="The event data, as its producer sent it; its schema depends on `name`."
+    )
+    created_at = UtcDateTimeField(help_text="When the notification was created.")
+    expires_at = UtcDateTimeField(
+        help_text="When the notification, if not pulled by then, is marked as expired and "
+        "deleted (72 hours after it was created, by default)."
+    )
 
 
 def integration_message(

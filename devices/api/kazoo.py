@@ -113,6 +113,21 @@ class KazooTokenScheme(OpenApiAuthenticationExtension):
         return {"type": "apiKey", "in": "header", "name": "X-Auth-Token"}
 
 
+def kazoo_paths_as_the_contract_writes_them(
+    result: dict[str, Any], **kwargs: Any
+) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: the Kazoo path published without a trailing slash.
+
+    The URL pattern takes the path with or without one (`/?$`), which drf-spectacular renders
+    as `/`; the contract, and so a client generated from the schema, writes it without.
+    """
+    result["paths"] = {
+        (path.removesuffix("/") if path.startswith("/v2/") else path): item
+        for path, item in result["paths"].items()
+    }
+    return result
+
+
 # --- Wire shapes: the document, and Kazoo's success and error envelopes ---
 
 
@@ -145,10 +160,14 @@ class DeviceDocumentInput(serializers.Serializer):
         child=RegistrationInput(),
         help_text="Notification configuration per push notification registration id (token).",
     )
-    platform = serializers.ChoiceField(choices=Device.Platform.values)
+    platform = serializers.ChoiceField(
+        choices=Device.Platform.values,
+        help_text="The platform that the push notification subscriptions are for.",
+    )
     sip_proxy_server = serializers.CharField(
         max_length=255,
-        help_text="The SIP registrar the app registers to upon waking from a push.",
+        help_text="The hostname or IP address of the SIP registrar the app will register to "
+        "upon waking from a push notification.",
     )
     revision = serializers.CharField(
         required=False, help_text="The revision the caller read (or send If-Match)."
@@ -156,13 +175,23 @@ class DeviceDocumentInput(serializers.Serializer):
 
 
 class DeviceRequestInput(serializers.Serializer):
-    data = DeviceDocumentInput()  # type: ignore[assignment]  # a field, moved off the class by DRF's metaclass
+    data = DeviceDocumentInput(  # type: ignore[assignment]  # a field, moved off the class by DRF's metaclass
+        help_text="The push notification subscription document."
+    )
 
 
 class RegistrationOutput(serializers.Serializer):
-    notification_preferences = serializers.ListField(child=serializers.CharField())
-    notification_type = serializers.CharField()
-    push_type = serializers.CharField()
+    notification_preferences = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="The types of notifications that the user wants to receive. The values must "
+        "be unique amongst all notification registration ids in the subscription.",
+    )
+    notification_type = serializers.CharField(
+        help_text="The type of notification service to use: apns or fcm."
+    )
+    push_type = serializers.CharField(
+        help_text="notifyhub's extension: an APNs `alert` (default) or `voip` push."
+    )
 
 
 class DeactivationOutput(serializers.Serializer):
@@ -172,48 +201,68 @@ class DeactivationOutput(serializers.Serializer):
 class DeviceReadOnlyOutput(serializers.Serializer):
     created = serializers.CharField(help_text="RFC 3339, UTC, whole seconds.")
     modified = serializers.CharField(help_text="RFC 3339, UTC, whole seconds.")
-    deactivated_registration_ids = serializers.DictField(child=DeactivationOutput())
+    deactivated_registration_ids = serializers.DictField(
+        child=DeactivationOutput(),
+        help_text="The registration ids the push service refused, each with why; no pushes go "
+        "to them.",
+    )
 
 
 class DeviceOutput(serializers.Serializer):
     """The stored document, from `_device_document`."""
 
     id = serializers.CharField(help_text="The path's {DEVICE_ID}.")
-    app_name = serializers.CharField()
-    mobile_device_id = serializers.CharField()
-    notification_registration_ids = serializers.DictField(child=RegistrationOutput())
-    platform = serializers.CharField()
-    sip_proxy_server = serializers.CharField()
-    _read_only = DeviceReadOnlyOutput()
+    app_name = serializers.CharField(
+        help_text="The identifier for the app that will be sending push notifications."
+    )
+    mobile_device_id = serializers.CharField(
+        help_text="An identifier provided by the mobile device."
+    )
+    notification_registration_ids = serializers.DictField(
+        child=RegistrationOutput(),
+        help_text="Notification configuration per push notification registration id.",
+    )
+    platform = serializers.CharField(
+        help_text="The platform that the push notification subscriptions are for."
+    )
+    sip_proxy_server = serializers.CharField(
+        help_text="The hostname or IP address of the SIP registrar the app will register to "
+        "upon waking from a push notification."
+    )
+    _read_only = DeviceReadOnlyOutput(help_text="What the hub keeps about the document.")
 
 
 class DeletedReadOnlyOutput(serializers.Serializer):
-    deleted = serializers.BooleanField()
+    deleted = serializers.BooleanField(help_text="Always true: the subscription is removed.")
 
 
 class DeletedOutput(serializers.Serializer):
     id = serializers.CharField(help_text="The removed {DEVICE_ID}.")
-    _read_only = DeletedReadOnlyOutput()
+    _read_only = DeletedReadOnlyOutput(help_text="`deleted`: the document is gone.")
 
 
 class EnvelopeOutput(serializers.Serializer):
     """What every Kazoo answer carries."""
 
     auth_token = serializers.CharField(help_text="The token the request authenticated with.")
-    node = serializers.CharField()
-    request_id = serializers.CharField()
+    node = serializers.CharField(help_text="The server that answered (a digest of its name).")
+    request_id = serializers.CharField(help_text="The request's id (X-Request-ID).")
     status = serializers.CharField(help_text="`success`, or `error` with `error` and `message`.")
     timestamp = serializers.CharField(help_text="RFC 3339, UTC, whole seconds.")
-    version = serializers.CharField()
+    version = serializers.CharField(help_text="The Kazoo API version answering.")
 
 
 class DeviceEnvelopeOutput(EnvelopeOutput):
-    data = DeviceOutput()  # type: ignore[assignment]  # a field, moved off the class by DRF's metaclass
+    data = DeviceOutput(  # type: ignore[assignment]  # a field, moved off the class by DRF's metaclass
+        help_text="The push notification subscription document, as stored."
+    )
     revision = serializers.CharField(help_text="The document's revision; send it as If-Match.")
 
 
 class DeletedEnvelopeOutput(EnvelopeOutput):
-    data = DeletedOutput()  # type: ignore[assignment]  # a field, moved off the class by DRF's metaclass
+    data = DeletedOutput(  # type: ignore[assignment]  # a field, moved off the class by DRF's metaclass
+        help_text="The removed subscription's id."
+    )
     revision = serializers.CharField(help_text="The removed document's last revision.")
 
 

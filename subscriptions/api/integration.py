@@ -127,7 +127,9 @@ class IntegrationReleaseOutput(serializers.Serializer):
     released = serializers.IntegerField(
         help_text="Deliveries re-dispatched (or, with dry_run=1, that would be)."
     )
-    dry_run = serializers.BooleanField()
+    dry_run = serializers.BooleanField(
+        help_text="Whether this was a dry run (nothing re-dispatched, the hour not used up)."
+    )
 
 
 NOTIFICATION_EXAMPLE = OpenApiExample(

@@ -78,14 +78,22 @@ class SubscriptionCreateInput(serializers.Serializer):
 
 
 class SubscriptionDetailOutput(serializers.Serializer):
-    client_id = serializers.CharField()
-    event_type_ids = serializers.ListField(child=serializers.CharField())
+    client_id = serializers.CharField(
+        help_text="The oauth2 client identifier issued to the client during the registration "
+        "process, as indicated by OAuth RFC 6749."
+    )
+    event_type_ids = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="The list of events the subscription notifies of.",
+    )
     subscribed_by = serializers.CharField(help_text="The client id that created the subscription.")
-    subscription_date = UtcDateTimeField()
+    subscription_date = UtcDateTimeField(help_text="When the subscription was created.")
     notification_url = serializers.CharField(
         allow_blank=True, help_text="The push URL; empty when the hub does not push."
     )
-    notification_page_size = serializers.IntegerField()
+    notification_page_size = serializers.IntegerField(
+        help_text="Notifications per page of the paged pull."
+    )
 
 
 class SubscriptionStatusOutput(serializers.Serializer):
@@ -98,9 +106,11 @@ class SubscriptionStatusOutput(serializers.Serializer):
 
 
 class SubscriptionOutput(serializers.Serializer):
-    id = serializers.CharField()
-    subscription = SubscriptionDetailOutput()
-    subscription_status = SubscriptionStatusOutput()
+    id = serializers.CharField(help_text="Subscription id, used to get its notifications.")
+    subscription = SubscriptionDetailOutput(help_text="The 'static' details of the subscription.")
+    subscription_status = SubscriptionStatusOutput(
+        help_text="The last time notifications were retrieved, and how many remain."
+    )
 
 
 class SubscriptionCreateOutput(SubscriptionOutput):
@@ -112,22 +122,71 @@ class SubscriptionCreateOutput(SubscriptionOutput):
 
 
 class WebhookSecretRotateOutput(serializers.Serializer):
-    webhook_secret = serializers.CharField()
-    previous_secret_valid_until = UtcDateTimeField()
+    webhook_secret = serializers.CharField(
+        help_text="The new webhook signing secret (whsec_...), only in this answer."
+    )
+    previous_secret_valid_until = UtcDateTimeField(
+        help_text="Until when the previous secret keeps signing too."
+    )
 
 
 class NotificationItemOutput(serializers.Serializer):
-    id = serializers.CharField()
-    event_type_id = serializers.CharField()
-    created_at = UtcDateTimeField()
-    expires_at = UtcDateTimeField()
-    payload = serializers.JSONField()
+    id = serializers.CharField(help_text="The event's id.")
+    event_type_id = serializers.CharField(help_text="The id of the event's type.")
+    created_at = UtcDateTimeField(help_text="When the notification was created.")
+    expires_at = UtcDateTimeField(
+        help_text="Until when the notification is kept (the subscription's retention: 6 hours "
+        "by default)."
+    )
+    payload = serializers.JSONField(
+        help_text="The event's data; its schema depends on the event type."
+    )
 
 
 class NotificationPageOutput(serializers.Serializer):
-    page = serializers.IntegerField()
-    size = serializers.IntegerField()
-    results = NotificationItemOutput(many=True)
+    page = serializers.IntegerField(
+        help_text="How many pages the subscription has retrieved, this one included."
+    )
+    size = serializers.IntegerField(help_text="How many notifications `results` holds.")
+    results = NotificationItemOutput(
+        many=True,
+        help_text="The notifications, oldest first; the schema of each depends on the event "
+        "types the client has subscribed to.",
+    )
+
+
+# The contract's example bodies, its placeholders filled (its timestamps as it writes them).
+SUBSCRIPTION_EXAMPLE = {
+    "id": "3f0c6a8e-5b1d-4c2e-9f7a-1d2e3f4a5b6c",
+    "subscription": {
+        "client_id": "my-integration",
+        "event_type_ids": ["order.accepted"],
+        "subscribed_by": "notificationAdminApp",
+        "subscription_date": "2018-01-23T04:56:22Z",
+        "notification_url": "",
+        "notification_page_size": 100,
+    },
+    "subscription_status": {
+        "last_request_date": "2018-01-23T04:56:22Z",
+        "number_of_remaining_notifications": 0,
+    },
+}
+PAGE_EXAMPLE = {
+    "page": 1,
+    "size": 1,
+    "results": [
+        {
+            "id": "01HZX3K1Q9V7N2D4T6B8C0EFGH",
+            "event_type_id": "order.accepted",
+            "created_at": "2018-01-23T04:56:22Z",
+            "expires_at": "2018-01-23T10:56:22Z",
+            "payload": {
+                "order_id": "H1234567890",
+                "orderUUID": "265cb601-a78a-4862-9e9d-d6b48d6a0a3f",
+            },
+        }
+    ],
+}
 
 
 def notification_page_response(page: ClaimedPage) -> HttpResponse:
@@ -183,7 +242,13 @@ class SubscriptionCreateApi(APIView):
                 "The contract's request",
                 value={"event_type_ids": ["order.accepted"], "client_id": "my-integration"},
                 request_only=True,
-            )
+            ),
+            OpenApiExample(
+                "The contract's answer",
+                value=SUBSCRIPTION_EXAMPLE,
+                response_only=True,
+                status_codes=["201"],
+            ),
         ],
         responses={
             201: SubscriptionCreateOutput,
@@ -239,6 +304,14 @@ class SubscriptionDetailApi(APIView):
             "and how many remain (a number that may change between two calls). Needs the scope "
             "`notification:consent:consumer` and a token of the subscription's own client."
         ),
+        examples=[
+            OpenApiExample(
+                "The contract's answer",
+                value=SUBSCRIPTION_EXAMPLE,
+                response_only=True,
+                status_codes=["200"],
+            )
+        ],
         responses={200: SubscriptionOutput},
     )
     def get(self, request: Request, subscription_id: str) -> Response:
@@ -280,6 +353,14 @@ class NotificationPageApi(APIView):
             "and a token of the subscription's own client."
         ),
         parameters=[OpenApiParameter("size", OpenApiTypes.INT, OpenApiParameter.QUERY)],
+        examples=[
+            OpenApiExample(
+                "A page of one notification",
+                value=PAGE_EXAMPLE,
+                response_only=True,
+                status_codes=["200"],
+            )
+        ],
         responses={200: NotificationPageOutput},
     )
     def get(self, request: Request, subscription_id: str) -> HttpResponse:
@@ -382,19 +463,25 @@ class RecoveryInput(serializers.Serializer):
 
 
 class RecoveryOutput(serializers.Serializer):
-    id = serializers.IntegerField()
-    subscription_id = serializers.UUIDField()
-    since = UtcDateTimeField()
-    scope = serializers.CharField()
-    status = serializers.ChoiceField(choices=Recovery.Status.choices)
+    id = serializers.IntegerField(help_text="The recovery's id.")
+    subscription_id = serializers.UUIDField(
+        help_text="The subscription whose deliveries it resends."
+    )
+    since = UtcDateTimeField(help_text="Deliveries written from this time on are resent.")
+    scope = serializers.CharField(help_text="`failed` or `all`, as requested.")
+    status = serializers.ChoiceField(
+        choices=Recovery.Status.choices, help_text="`queued`, `running` or `done`."
+    )
     total = serializers.IntegerField(help_text="Deliveries written since `since`.")
     resent = serializers.IntegerField(help_text="Queued to be sent again so far.")
     skipped = serializers.DictField(
         child=serializers.IntegerField(),
         help_text="Deliveries left as they were, counted by the reason why.",
     )
-    created_at = UtcDateTimeField()
-    finished_at = UtcDateTimeField(allow_null=True)
+    created_at = UtcDateTimeField(help_text="When the recovery was requested.")
+    finished_at = UtcDateTimeField(
+        allow_null=True, help_text="When it finished (null: it has not)."
+    )
 
 
 class _AdministeredSubscriptionApi(APIView):

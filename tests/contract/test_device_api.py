@@ -289,9 +289,9 @@ def test_the_delete_answer_names_the_id_and_deleted(schema):
     envelope = answer(schema, operations(schema)["delete"], "200")
     data = resolve(schema, envelope["properties"]["data"])
     assert set(data["properties"]) == {"id", "_read_only"}
-    assert resolve(schema, data["properties"]["_read_only"])["properties"]["deleted"] == {
-        "type": "boolean"
-    }
+    assert resolve(schema, data["properties"]["_read_only"])["properties"]["deleted"]["type"] == (
+        "boolean"
+    )
 
 
 @pytest.mark.parametrize("status", ["401", "404"])
