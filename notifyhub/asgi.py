@@ -19,7 +19,7 @@ from django.core.handlers.asgi import ASGIHandler
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 
-from notifyhub.db_threads import DbThreads
+from notifyhub.db_threads import DbThreads, db_threads_serve
 from notifyhub.http_channel import HubHTTPFactory, StreamWriteBound, stream_pacer
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "notifyhub.settings")
@@ -28,7 +28,6 @@ django.setup(set_prefix=False)  # What get_asgi_application() does before buildi
 
 from notifyhub.body_limits import body_limit_for, too_large_answer  # noqa: E402 - needs setup()
 from notifyhub.metrics import process_dead  # noqa: E402 - needs setup()
-from streams.connection import stream_bursts_on  # noqa: E402 - needs setup()
 
 
 class ThreadPoolASGIHandler(ASGIHandler):
@@ -66,12 +65,13 @@ api_asgi_app = ThreadPoolASGIHandler(
 )
 # Stream opens, replays and closes: on threads of their own (an API request never waits behind
 # a reconnect storm), which keep their connection while the opens keep coming.
-stream_bursts_on(
+db_threads_serve(
+    "streams",
     DbThreads(
         settings.NOTIFYHUB_STREAM_DB_THREADS,
         db_idle=settings.NOTIFYHUB_WEB_DB_IDLE,
         name="stream-db",
-    )
+    ),
 )
 
 

@@ -78,3 +78,18 @@ class DbThreads:
             self._arm_idle_timer(index, left)
         else:
             self.executors[index].submit(connections.close_all)
+
+
+_serving: dict[str, DbThreads] = {}
+
+
+def db_threads_serve(purpose: str, threads: DbThreads) -> None:
+    """Set the threads a served web process runs `purpose`'s database work on (notifyhub.asgi
+    sets them at start; an app asks with `db_threads_serving`)."""
+    _serving[purpose] = threads
+
+
+def db_threads_serving(purpose: str) -> DbThreads | None:
+    """The threads set for `purpose`; None outside a served web process (tests in-process, a
+    shell), where each caller runs and closes its connection as before."""
+    return _serving.get(purpose)

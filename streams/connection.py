@@ -18,7 +18,7 @@ from django.db import connections
 from django.http import HttpRequest, StreamingHttpResponse
 
 from notifyhub.cache import RedisCache
-from notifyhub.db_threads import DbThreads
+from notifyhub.db_threads import db_threads_serving
 from streams.frames import (
     KEEP_ALIVE,
     logged_out_frame,
@@ -62,22 +62,13 @@ _REQUEST_HEAVY = (
 )
 
 
-_kept: DbThreads | None = None
-
-
-def stream_bursts_on(threads: DbThreads) -> None:
-    """Run every stream burst of this process on `threads`, which keep their database
-    connection while bursts keep coming (a reconnect storm: one connection per thread, not one
-    per open) and close it once idle. The served web process sets this (notifyhub/asgi.py);
-    elsewhere (tests in-process, a shell) each burst closes its connection afterwards."""
-    global _kept
-    _kept = threads
-
-
 async def db_burst(function: Callable[..., T], /, **kwargs: Any) -> T:
     """Run `function` on a thread of the stream pool and let go of what it used afterwards, so
     an idle stream holds neither a thread nor a database connection between bursts."""
-    threads = _kept
+    # A served web process keeps a connection per stream database thread while bursts keep
+    # coming (a reconnect storm: one connection per thread, not one per open), closed once
+    # idle (notifyhub/asgi.py); elsewhere each burst closes its connection afterwards.
+    threads = db_threads_serving("streams")
 
     def run() -> T:
         try:
