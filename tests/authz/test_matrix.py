@@ -6,7 +6,9 @@ answers exactly as an unknown one does. A new surface is a new row in ENDPOINTS 
 kind of caller, a new entry in CALLERS).
 
 "Other account" is Oscar, a user with the right scopes who is not a member of Maria's account
-`acme`. The stream rows never open a stream: every cell is a refusal, answered before streaming.
+`acme`. "Other tenant administrator" is Bob, an administrator of Globex, on Acme's subscription;
+"other tenant producer" is Globex's producer addressing Acme's account (tests/conftest.py). The
+stream rows never open a stream: every cell is a refusal, answered before streaming.
 """
 
 import uuid
@@ -20,9 +22,11 @@ from rest_framework.test import APIClient
 
 from devices.api.kazoo import KAZOO_MESSAGES
 from devices.models import Device
-from events.models import EventType
+from events.models import Event, EventType
 from events.services import event_ingest
 from notifyhub.tenancy import HUB
+from subscriptions.models import Subscription
+from subscriptions.redelivery import recovery_start
 from subscriptions.services import subscription_create
 from tests.conftest import issue_token
 
@@ -35,7 +39,9 @@ DEVICES = settings.SCOPE_DEVICES
 @dataclass(frozen=True)
 class Endpoint:
     method: str
-    path: str  # `{sub}`: the consumer's subscription id; `{account}`: Maria's account
+    # `{sub}`: the consumer's subscription id; `{account}`: Maria's account (in the body too);
+    # `{recovery}`: a recovery of the consumer's subscription
+    path: str
     scope: str  # the scope that opens it
     wrong_scope: str  # a real scope that does not
     body: dict | None = None
@@ -46,6 +52,10 @@ class Endpoint:
     # What a user of another account gets: "403" (refused as for an account that does not
     # exist), "ticket" (its own ticket, which then cannot open the account's stream), or None.
     other_account: str | None = None
+    # Which caller of another tenant (Globex), holding the scope, is refused: "administrator"
+    # (Acme's subscription answers as an unknown id does) or "producer" (addressing Acme's
+    # account is refused naming the field, as addressing an account that does not exist is).
+    other_tenant: str | None = None
     envelope: str = "platform"  # or "kazoo"
     token_header: str = "HTTP_AUTHORIZATION"  # the device API's clients send HTTP_X_AUTH_TOKEN
     # Served on the async stream path, whose database work runs on other threads: the cell's
@@ -53,7 +63,7 @@ class Endpoint:
     transactional: bool = False
 
 
-INGEST_BODY = {"event": {"type": "{type}", "payload": {}}}
+INGEST_BODY = {"event": {"type": "{type}", "payload": {"account_id": "{account}"}}}
 APP = "com.acme.phone"
 DEVICE = f"/v2/accounts/{{account}}/push_notification_subscriptions/{APP}/dev1"
 DEVICE_DOCUMENT = {
@@ -65,24 +75,38 @@ DEVICE_DOCUMENT = {
     },
 }
 SUBSCRIBE = "/api/push/subscribe?clientId=matrix&kinds=accountStatus&accountIds={account}"
+SUBSCRIPTION = "/notification/v1/subscriptions/{sub}"
 KAZOO = {"envelope": "kazoo", "token_header": "HTTP_X_AUTH_TOKEN", "other_account": "403"}
+
+ADMINISTERED = {"other_tenant": "administrator"}
 
 ENDPOINTS = [
     Endpoint(
-        "POST", "/v1/notifications", PUBLISH, CONSUMER, INGEST_BODY, {"HTTP_API_VERSION": "3.0"}
+        "POST",
+        "/v1/notifications",
+        PUBLISH,
+        CONSUMER,
+        INGEST_BODY,
+        {"HTTP_API_VERSION": "3.0"},
+        other_tenant="producer",
     ),
     Endpoint("GET", "/notification/v1/event-types", CONSUMER, PUBLISH),
     Endpoint("POST", "/notification/v1/subscriptions", ADMIN, CONSUMER, {"client_id": "x"}),
-    Endpoint("GET", "/notification/v1/subscriptions/{sub}", CONSUMER, PUBLISH, other_client="404"),
-    Endpoint("DELETE", "/notification/v1/subscriptions/{sub}", ADMIN, CONSUMER),
+    Endpoint("GET", SUBSCRIPTION, CONSUMER, PUBLISH, other_client="404"),
+    Endpoint("DELETE", SUBSCRIPTION, ADMIN, CONSUMER, **ADMINISTERED),
+    Endpoint("GET", f"{SUBSCRIPTION}/notifications", CONSUMER, PUBLISH, other_client="404"),
+    Endpoint("POST", f"{SUBSCRIPTION}/webhook-secret", ADMIN, CONSUMER, **ADMINISTERED),
+    Endpoint("POST", f"{SUBSCRIPTION}/pause", ADMIN, CONSUMER, **ADMINISTERED),
+    Endpoint("POST", f"{SUBSCRIPTION}/resume", ADMIN, CONSUMER, **ADMINISTERED),
     Endpoint(
-        "GET",
-        "/notification/v1/subscriptions/{sub}/notifications",
+        "POST",
+        f"{SUBSCRIPTION}/recoveries",
+        ADMIN,
         CONSUMER,
-        PUBLISH,
-        other_client="404",
+        {"since": "2020-01-01T00:00:00Z", "scope": "all"},
+        **ADMINISTERED,
     ),
-    Endpoint("POST", "/notification/v1/subscriptions/{sub}/webhook-secret", ADMIN, CONSUMER),
+    Endpoint("GET", f"{SUBSCRIPTION}/recoveries/{{recovery}}", ADMIN, CONSUMER, **ADMINISTERED),
     Endpoint("GET", "/api/v3/integration/notifications", CONSUMER, PUBLISH, other_client="own"),
     Endpoint("POST", "/api/v3/integration/notifications/release", CONSUMER, PUBLISH),
     Endpoint("GET", SUBSCRIBE, CONSUMER, PUBLISH, other_account="403", transactional=True),
@@ -103,6 +127,8 @@ CALLERS = {
     "wrong scope": (403, "NOT000002"),
     "other client": (404, "NOT000003"),
     "other account": (403, "NOT000012"),
+    "other tenant administrator": (404, "NOT000003"),
+    "other tenant producer": (422, "NOT000013"),
 }
 
 CELLS = [
@@ -116,13 +142,14 @@ CELLS = [
     for caller in CALLERS
     if (caller != "other client" or endpoint.other_client)
     and (caller != "other account" or endpoint.other_account)
+    and (not caller.startswith("other tenant") or caller == f"other tenant {endpoint.other_tenant}")
 ]
 
 
 @pytest.fixture
-def world(consumer, charlie, member, outsider):
-    """The consumer's subscription with one unread notification, and Maria's device in her
-    account `acme`, by which the matrix is judged."""
+def world(consumer, charlie, member, outsider, bob, globex_producer):
+    """The consumer's subscription with one unread notification and one recovery, and Maria's
+    device in her account `acme`, by which the matrix is judged."""
     type_id = EventType.objects.order_by("id").values_list("id", flat=True).first()
     subscription = subscription_create(
         reach=HUB,
@@ -132,6 +159,12 @@ def world(consumer, charlie, member, outsider):
         notification_url="http://127.0.0.1:9/hook",
     )
     event_ingest(producer="test", reach=HUB, type_id=type_id, payload={}, idempotency_key=None)
+    recovery = recovery_start(
+        subscription=subscription,
+        since=subscription.subscription_date,
+        scope="failed",
+        requested_by="alice",
+    )
     created = with_token(APIClient(), KAZOO["token_header"], member.token).put(
         DEVICE.format(account="acme"), {"data": DEVICE_DOCUMENT}, format="json"
     )
@@ -140,25 +173,53 @@ def world(consumer, charlie, member, outsider):
         "consumer": consumer,
         "charlie": charlie,
         "outsider": outsider,
+        "bob": bob,
+        "globex_producer": globex_producer,
         "sub": str(subscription.id),
+        "recovery": str(recovery.pk),
         "type": type_id,
         "account": "acme",
         "device": Device.objects.get().revision,
+        "subscription": subscription_state(subscription.id),
+        "events": Event.objects.count(),
     }
 
 
-def call(client: APIClient, endpoint: Endpoint, *, sub: str, type_id: str, account: str = "acme"):
-    path = endpoint.path.replace("{sub}", sub).replace("{account}", account)
-    body = None
-    if endpoint.body is not None:
-        body = {
-            key: (
-                {**value, "type": type_id}
-                if isinstance(value, dict) and value.get("type") == "{type}"
-                else value
-            )
-            for key, value in endpoint.body.items()
-        }
+def subscription_state(pk: uuid.UUID) -> dict[str, Any]:
+    """What an administrator's call could change about the consumer's subscription."""
+    subscription = Subscription.objects.filter(pk=pk).first()
+    if subscription is None:
+        return {}
+    return {
+        "paused_at": subscription.paused_at,
+        "webhook_secret": subscription.webhook_secret,
+        "webhook_secret_previous_until": subscription.webhook_secret_previous_until,
+        "recoveries": list(subscription.recoveries.values_list("pk", flat=True)),
+    }
+
+
+def filled(value: Any, names: dict[str, str]) -> Any:
+    """`value` with each `{name}` in its strings (at any depth) replaced by names[name]."""
+    if isinstance(value, dict):
+        return {key: filled(item, names) for key, item in value.items()}
+    if isinstance(value, str):
+        for name, replacement in names.items():
+            value = value.replace(f"{{{name}}}", replacement)
+    return value
+
+
+def call(
+    client: APIClient,
+    endpoint: Endpoint,
+    *,
+    sub: str,
+    type_id: str,
+    account: str = "acme",
+    recovery: str = "0",
+):
+    names = {"sub": sub, "type": type_id, "account": account, "recovery": recovery}
+    path = filled(endpoint.path, names)
+    body = filled(endpoint.body, names)
     return getattr(client, endpoint.method.lower())(
         path, body, format="json" if body is not None else None, **endpoint.headers
     )
@@ -208,11 +269,19 @@ def test_wrong_callers_get_the_exact_refusal_and_learn_nothing(endpoint, caller,
         client = client_for(issue_token(application, scopes=[endpoint.wrong_scope]))
     elif caller == "other client":
         client = client_for(issue_token(charlie.application, scopes=[endpoint.scope]))
+    elif caller == "other tenant administrator":
+        client = client_for(issue_token(world["bob"].application, scopes=[endpoint.scope]))
+    elif caller == "other tenant producer":
+        client = client_for(
+            issue_token(world["globex_producer"].application, scopes=[endpoint.scope])
+        )
     else:
         token = issue_token(outsider.application, scopes=[endpoint.scope], user=outsider.user)
         client = client_for(token)
 
-    response = call(client, endpoint, sub=world["sub"], type_id=world["type"])
+    response = call(
+        client, endpoint, sub=world["sub"], type_id=world["type"], recovery=world["recovery"]
+    )
 
     if caller == "other client" and endpoint.other_client == "own":
         # Charlie's own (empty) queue: the consumer's unread notification stays unseen.
@@ -231,15 +300,28 @@ def test_wrong_callers_get_the_exact_refusal_and_learn_nothing(endpoint, caller,
     assert world["sub"] not in response.content.decode()
     if status == 401:
         assert response["WWW-Authenticate"].startswith("Bearer")
-    if caller == "other client":
-        unknown = call(client, endpoint, sub=str(uuid.uuid4()), type_id=world["type"])
+    if caller in ("other client", "other tenant administrator"):
+        unknown = call(
+            client,
+            endpoint,
+            sub=str(uuid.uuid4()),
+            type_id=world["type"],
+            recovery=world["recovery"],
+        )
         assert (unknown.status_code, unknown.json()) == (response.status_code, response.json())
-    if caller == "other account" and endpoint.other_account == "403":
+    if caller == "other tenant producer":
+        assert body["field"] == "event.payload.account_id"
+    if caller == "other tenant producer" or (
+        caller == "other account" and endpoint.other_account == "403"
+    ):
         unknown = call(client, endpoint, sub=world["sub"], type_id=world["type"], account="nowhere")
         assert unknown.status_code == response.status_code
         assert refusal(unknown, endpoint, status, code, "nowhere") == body
-    # Maria's device is as she left it, whoever knocked.
+    # Maria's device, the consumer's subscription and the event log are as they were left,
+    # whoever knocked.
     assert Device.objects.get().revision == world["device"]
+    assert subscription_state(uuid.UUID(world["sub"])) == world["subscription"]
+    assert Event.objects.count() == world["events"]
 
 
 @pytest.mark.django_db

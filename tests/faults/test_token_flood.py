@@ -12,7 +12,7 @@ stalled every API call for 5 s. Phases, one daphne each:
 Pass: the fast-hash flood leaves p99 within a generous factor of the quiet one; against the old
 hash at most one stretched check runs at a time per process (the rest are answered 429 at once);
 under the default limits the flood is refused after the per-client allowance, p99 within the same
-factor.
+factor (why not the issue's absolute 100 ms: at FACTOR below).
 The figures (printed with `-s`) are in docs/reliability.md.
 """
 
@@ -36,6 +36,11 @@ FLOODERS = 8
 SAMPLES = 200
 FACTOR = 10  # p99 under a flood may be this many times the quiet one (plus SLACK)
 SLACK = 0.2  # seconds; before the fix the flood stalled calls for seconds
+# Issue 16 asks for "API latency p99 stays under 100 ms" under the default limits. Alone on the
+# 2-core development container that case measured 36-57 ms in six runs, but `make test` runs this
+# test beside others (`-n auto`), and run so (`-n 2` beside tests/authz) it measured 41, 53, 101,
+# 106 and 169 ms (docs/reliability.md). An absolute bound would fail on the machine's load, not
+# the hub's; the bound stays relative to a quiet p99 taken under the same load.
 
 
 def p99(url: str, token: str) -> float:

@@ -1,9 +1,12 @@
 """The operator console for subscriptions and their queues."""
 
 import pytest
+from django.contrib.auth.models import Permission
+from django.utils import timezone
 
 from events.services import event_ingest
 from notifyhub.tenancy import HUB
+from subscriptions.models import Subscription
 from subscriptions.services import subscription_create
 
 pytestmark = pytest.mark.django_db
@@ -12,6 +15,19 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def operator(client, django_user_model):
     client.force_login(django_user_model.objects.create_superuser("op", "op@example.com", "pw"))
+    return client
+
+
+@pytest.fixture
+def subscriptions_operator(client, django_user_model):
+    """A staff user who may change subscriptions and nothing else (not a superuser)."""
+    user = django_user_model.objects.create_user("sam", password="pw", is_staff=True)
+    user.user_permissions.add(
+        Permission.objects.get(
+            content_type__app_label="subscriptions", codename="change_subscription"
+        )
+    )
+    client.force_login(user)
     return client
 
 
@@ -49,3 +65,43 @@ def test_the_subscription_list_shows_live_status(operator, queued):
 
 def test_the_subscription_page_renders(operator, queued):
     assert operator.get(f"/admin/subscriptions/subscription/{queued.pk}/change/").status_code == 200
+
+
+def test_ending_a_leaked_secret_now_shows_the_new_one_in_the_page_never_in_a_cookie(
+    subscriptions_operator,
+):
+    subscription = subscription_create(
+        reach=HUB,
+        client_id="acme-sync",
+        event_type_ids=["chat"],
+        subscribed_by="a",
+        notification_url="https://hooks.example.com/acme",
+    )
+    old = subscription.webhook_secret
+
+    acted = subscriptions_operator.post(
+        "/admin/subscriptions/subscription/",
+        {"action": "rotate_webhook_secret_now", "_selected_action": [str(subscription.pk)]},
+    )
+    assert acted.status_code == 302
+    shown = subscriptions_operator.get(acted["Location"])
+
+    rotated = Subscription.objects.get()
+    new = rotated.webhook_secret
+    assert new not in ("", old)
+    # Neither the action's redirect nor the page that shows the secret sets it in a cookie
+    # (str() of a response's cookies is its Set-Cookie headers), nor does the client hold one.
+    # Django's cookie message storage base64-encodes the text, so the secret would not show in
+    # it verbatim: the messages cookie must not be set at all.
+    for response in (acted, shown):
+        assert "messages" not in response.cookies
+        assert new not in str(response.cookies)
+    assert new not in str(subscriptions_operator.cookies)
+    assert shown.status_code == 200
+    # The admin capitalizes a message's first letter, the id's when it starts with a-f.
+    assert f"{str(subscription.pk)[1:]}: new secret {new}" in shown.content.decode()
+    assert old not in shown.content.decode()
+    # The old secret stopped signing with the rotation: only the new one signs from now on.
+    assert rotated.webhook_secret_previous == old
+    assert rotated.webhook_secret_previous_until <= timezone.now()
+    assert rotated.signing_secrets(timezone.now()) == [new]
