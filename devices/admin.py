@@ -58,7 +58,7 @@ class DeviceAdmin(admin.ModelAdmin):
     def active_tokens(self, device: Device) -> int:
         return sum(1 for registration in device.registrations.all() if registration.active)
 
-    @admin.action(description="Send test push")
+    @admin.action(description="Send test push", permissions=["change"])
     def send_test_push(self, request: HttpRequest, queryset: QuerySet[Device]) -> None:
         pushes = device_test_push(device_ids=list(queryset.values_list("pk", flat=True)))
         self.message_user(request, f"{len(pushes)} test push(es) queued.", messages.SUCCESS)

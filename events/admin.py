@@ -45,7 +45,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         obj.pk = created.api_key.pk
         messages.warning(request, f"The key is shown only now: {created.raw_key}")
 
-    @admin.action(description="Revoke selected keys")
+    @admin.action(description="Revoke selected keys", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
         api_key_revoke(api_key_ids=list(queryset.values_list("pk", flat=True)))
 

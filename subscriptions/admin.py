@@ -97,13 +97,18 @@ class SubscriptionAdmin(admin.ModelAdmin):
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     actions = ["pause", "resume", "rotate_webhook_secret", "rotate_webhook_secret_now"]
 
-    @admin.action(description="Pause webhook deliveries (they wait, nothing is lost)")
+    @admin.action(
+        description="Pause webhook deliveries (they wait, nothing is lost)", permissions=["change"]
+    )
     def pause(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
         for subscription in queryset:
             held = subscription_pause(subscription=subscription)
             self.message_user(request, f"{subscription.id}: paused; {held} deliveries held.")
 
-    @admin.action(description="Resume webhook deliveries (the held ones are sent, in order)")
+    @admin.action(
+        description="Resume webhook deliveries (the held ones are sent, in order)",
+        permissions=["change"],
+    )
     def resume(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
         for subscription in queryset:
             if subscription.paused_at is None:
@@ -188,11 +193,16 @@ class SubscriptionAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/subscriptions/subscription/recover.html", context)
 
-    @admin.action(description="Rotate the webhook signing secret (shown once)")
+    @admin.action(
+        description="Rotate the webhook signing secret (shown once)", permissions=["change"]
+    )
     def rotate_webhook_secret(self, request: HttpRequest, queryset: QuerySet[Subscription]) -> None:
         self._rotate(request, queryset, grace=None)
 
-    @admin.action(description="Rotate the webhook signing secret, ending the old one now (leaked)")
+    @admin.action(
+        description="Rotate the webhook signing secret, ending the old one now (leaked)",
+        permissions=["change"],
+    )
     def rotate_webhook_secret_now(
         self, request: HttpRequest, queryset: QuerySet[Subscription]
     ) -> None:

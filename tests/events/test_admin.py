@@ -54,6 +54,8 @@ def test_a_new_key_never_travels_in_a_cookie(operator):
     raw = re.search(r"nhk_[\w-]{40,}", shown).group()
     assert ApiKey.objects.get().key_hash == ApiKey.hash(raw)
     assert raw not in str(added.cookies)
+    # Cookie message storage would base64-encode the key: no messages cookie may be set at all.
+    assert "messages" not in added.cookies
     assert raw not in operator.get(added["Location"]).content.decode()  # shown once
 
 

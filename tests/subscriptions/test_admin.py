@@ -105,3 +105,38 @@ def test_ending_a_leaked_secret_now_shows_the_new_one_in_the_page_never_in_a_coo
     assert rotated.webhook_secret_previous == old
     assert rotated.webhook_secret_previous_until <= timezone.now()
     assert rotated.signing_secrets(timezone.now()) == [new]
+
+
+@pytest.fixture
+def subscriptions_viewer(client, django_user_model):
+    """A staff user who may only view subscriptions."""
+    user = django_user_model.objects.create_user("vic", password="pw", is_staff=True)
+    user.user_permissions.add(
+        Permission.objects.get(
+            content_type__app_label="subscriptions", codename="view_subscription"
+        )
+    )
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.parametrize(
+    "action", ["pause", "resume", "rotate_webhook_secret", "rotate_webhook_secret_now"]
+)
+def test_a_viewer_is_offered_no_action_that_changes_a_subscription(
+    subscriptions_viewer, queued, action
+):
+    listing = subscriptions_viewer.get("/admin/subscriptions/subscription/")
+    assert listing.status_code == 200
+    assert f'value="{action}"' not in listing.content.decode()
+    before = Subscription.objects.get()
+
+    acted = subscriptions_viewer.post(
+        "/admin/subscriptions/subscription/",
+        {"action": action, "_selected_action": [str(queued.pk)]},
+    )
+
+    # Django answers an action the user is not offered with the list again, acting on nothing.
+    assert acted.status_code == 200
+    after = Subscription.objects.get()
+    assert (after.webhook_secret, after.paused_at) == (before.webhook_secret, before.paused_at)
