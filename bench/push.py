@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,13 @@ def recreate_database() -> None:
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, check=True)
 
 
+def _event_id(request: dict[str, Any]) -> str:
+    """The event id a fake provider's recorded request carried (APNs payload, FCM data)."""
+    if "payload" in request:
+        return str(request["payload"]["event_id"])
+    return str(request["message"]["data"]["event_id"])
+
+
 def _serve_fakes(connection: Any, directory: Path, provider: str) -> None:
     """Child process: one fake provider, answering control calls from the bench over a pipe."""
     from tests.push_fakes import PushFakes
@@ -71,6 +79,13 @@ def _serve_fakes(connection: Any, directory: Path, provider: str) -> None:
             fake.rejected.clear()
         elif command == "counts":
             argument = {"answered": fake.count, "rejected": len(fake.rejected)}
+        elif command == "keep_log":
+            fake.keep_log = argument
+        elif command == "event_ids":
+            # What the phones got: "event id:token" -> times (bench/soak.py --faults).
+            argument = Counter(
+                f"{_event_id(request)}:{request['token']}" for request in fake.requests
+            )
         elif command == "stop":
             fakes.stop()
             connection.send(None)
@@ -109,6 +124,8 @@ class FakesProcess:
             answers.append(connection.recv())
         if command == "counts":
             return {key: sum(answer[key] for answer in answers) for key in answers[0]}
+        if command == "event_ids":
+            return sum(answers, Counter())
         return answers[0]
 
     def stop(self) -> None:

@@ -8,6 +8,14 @@ PostgreSQL connections of the database, Redis clients and daphne's open files. A
 first and last samples side by side, and lost/duplicated counts per channel (all must be 0).
 
     python bench/soak.py [--minutes 30] [--rate 20] [--every 60]
+
+With `--faults` the hub runs as `make run` runs it (two web processes, a worker and beat, each
+under notifyhub.respawn, a private Redis), every channel reads (paged and FIFO pull, webhooks,
+1,000 streams, device pushes to fake providers), and a schedule kills processes, restarts Redis
+and terminates PostgreSQL backends meanwhile (bench/soak_faults.py says what and when):
+
+    BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/notifyhub_soak_faults \
+        python bench/soak.py --faults [--minutes 30]
 """
 
 import argparse
@@ -90,8 +98,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--minutes", type=float, default=30)
     parser.add_argument("--rate", type=float, default=20)
-    parser.add_argument("--every", type=float, default=60)
+    parser.add_argument("--every", type=float, default=None, help="seconds between samples")
+    parser.add_argument(
+        "--faults", action="store_true", help="kill processes meanwhile (bench/soak_faults.py)"
+    )
     args = parser.parse_args()
+    if args.faults:
+        from bench import soak_faults
+
+        sys.exit(soak_faults.main(minutes=args.minutes, rate=args.rate, every=args.every or 15))
+    args.every = args.every or 60
 
     harness.setup_django()
     import redis

@@ -24,10 +24,19 @@ from notifyhub.redis import redis_client, redis_key
 logger = logging.getLogger(__name__)
 
 # Extend the key's life only while it is still ours: after a long pause (a stopped VM) another
-# beat may hold it, and a blind PEXPIRE would extend that one's lock on our behalf.
+# beat may hold it, and a blind PEXPIRE would extend that one's lock on our behalf. A missing
+# key is taken again: nobody holds it (Redis restarted empty, or it lapsed while no other beat
+# was waiting), and the SET happens in the script, so a beat starting meanwhile either took it
+# first (we stop) or finds it ours (it exits). Stopping instead made every Redis restart stop
+# beat, which `make run` and a supervisor restart but a bare `celery beat` does not.
 _RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+local held = redis.call('GET', KEYS[1])
+if held == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+if not held then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
 end
 return 0
 """
@@ -90,7 +99,8 @@ class BeatLock:
         while not self.stopped.wait(interval):
             if not self.renew():
                 logger.error(
-                    "beat lock %s was lost (this beat paused past its lifetime?): stopping",
+                    "beat lock %s is held by another beat (this beat paused past its "
+                    "lifetime?): stopping",
                     beat_lock_key(),
                 )
                 os.kill(os.getpid(), signal.SIGTERM)
