@@ -59,48 +59,42 @@ class StreamFilter:
 def stream_session_events(
     session: StreamSession, *, after: str, since: datetime
 ) -> "QuerySet[Event]":
-    """The events a session is owed after `after`, created since `since`, oldest first (ULIDs
-    sort by time): its kinds, its principal's (the payload's user_id names it, or its
-    account_id is one the principal is a member of), narrowed by its accountIds for
-    `accountStatus` and its ticket number for `ticket`.
-
-    The same rule as `StreamFilter.matches`, read the other way (streams for an event there,
-    events for a session here).
-    """
-    return stream_filter_events(
+    """`stream_filter_events` for a session, by the filter it was last opened with."""
+    session_filter = StreamFilter(
         principal=session.principal,
         user_id=session.principal_user_id,
         application_id=session.principal_application_id,
         kinds=frozenset(session.kinds),
         account_ids=frozenset(session.account_ids),
         ticket_number=session.ticket_number,
-        after=after,
-        since=since,
+        member_of=frozenset(),  # Unused: the query reads the memberships itself.
     )
+    return stream_filter_events(session_filter, after=after, since=since)
 
 
 def stream_filter_events(
-    *,
-    principal: str,
-    user_id: int | None,
-    application_id: int | None,
-    kinds: frozenset[str],
-    account_ids: frozenset[str],
-    ticket_number: str,
-    after: str,
-    since: datetime,
+    stream_filter: StreamFilter, *, after: str, since: datetime
 ) -> "QuerySet[Event]":
-    """`stream_session_events` for a stream's own filter (what a connection replays, without
-    reading its session again)."""
+    """The events a stream is owed after `after`, created since `since`, oldest first (ULIDs
+    sort by time): its kinds, its principal's (the payload's user_id names it, or its
+    account_id is one the principal is a member of, as the database holds it now), narrowed by
+    its accountIds for `accountStatus` and its ticket number for `ticket`.
+
+    The same rule as `StreamFilter.matches`, read the other way (streams for an event there,
+    events for a stream here).
+    """
+    kinds = stream_filter.kinds
     wanted = Q(type_id__in=sorted(kinds - {"accountStatus", "ticket"}))
-    if "accountStatus" in kinds and account_ids:
-        wanted |= Q(type_id="accountStatus", account_id__in=sorted(account_ids))
+    if "accountStatus" in kinds and stream_filter.account_ids:
+        wanted |= Q(type_id="accountStatus", account_id__in=sorted(stream_filter.account_ids))
     if "ticket" in kinds:
         wanted |= (
-            Q(type_id="ticket", ticket_number=ticket_number)
-            if ticket_number
+            Q(type_id="ticket", ticket_number=stream_filter.ticket_number)
+            if stream_filter.ticket_number
             else Q(type_id="ticket")
         )
-    members = memberships_of(user_id=user_id, application_id=application_id)
-    belongs = Q(user_id=principal) | Q(account_id__in=members.values("account_id"))
+    members = memberships_of(
+        user_id=stream_filter.user_id, application_id=stream_filter.application_id
+    )
+    belongs = Q(user_id=stream_filter.principal) | Q(account_id__in=members.values("account_id"))
     return Event.objects.filter(wanted, belongs, id__gt=after, created_at__gte=since).order_by("id")

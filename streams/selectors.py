@@ -50,8 +50,7 @@ def stream_replay_page(
     session = StreamSession.objects.filter(pk=session_id).first()
     if session is None:
         return []
-    since = timezone.now() - settings.NOTIFYHUB_STREAM_RECONNECT_WINDOW
-    events = stream_session_events(session, after=after, since=since)[:limit]
+    events = stream_session_events(session, after=after, since=_replay_since())[:limit]
     return [stream_event_of(event) for event in events]
 
 
@@ -60,15 +59,9 @@ def stream_filter_replay_page(
 ) -> list[StreamEvent]:
     """A connection's replay page: `stream_replay_page` by the connection's own filter (the
     one its session was opened with), in one statement."""
-    since = timezone.now() - settings.NOTIFYHUB_STREAM_RECONNECT_WINDOW
-    events = stream_filter_events(
-        principal=filter.principal,
-        user_id=filter.user_id,
-        application_id=filter.application_id,
-        kinds=filter.kinds,
-        account_ids=filter.account_ids,
-        ticket_number=filter.ticket_number,
-        after=after,
-        since=since,
-    )[:limit]
+    events = stream_filter_events(filter, after=after, since=_replay_since())[:limit]
     return [stream_event_of(event) for event in events]
+
+
+def _replay_since() -> datetime:
+    return timezone.now() - settings.NOTIFYHUB_STREAM_RECONNECT_WINDOW
