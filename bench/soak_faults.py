@@ -43,6 +43,7 @@ from typing import Any
 import httpx
 
 from bench import harness
+from bench.streams import FRAME_ID, event_source_connect, event_source_frames
 
 USERS = 100
 STREAMS = 1000
@@ -54,7 +55,6 @@ DRAIN = 240.0  # longest wait after the load for every channel to catch up
 FLAT_MIB_PER_MIN = 2.0
 # How long before a read-once pull request a row it took may have been ingested (seconds).
 PULL_SLACK = 5.0
-STREAM_ID = re.compile(rb"^id: (\S+)$", re.M)
 SOAK_N = re.compile(rb'"soak_n": (\d+)[,}]')
 
 
@@ -185,33 +185,23 @@ class StreamClient:
             await asyncio.sleep(RETRY)
 
     async def _stream(self, port: int, stop: asyncio.Event) -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        reader, writer, status = await event_source_connect(
+            port, client_id=f"soak-{self.n}", token=self.token, last_id=self.last_id
+        )
         try:
-            resume = f"Last-Event-ID: {self.last_id}\r\n" if self.last_id else ""
-            writer.write(
-                f"GET /api/push/subscribe?kinds=newMessage&clientId=soak-{self.n} HTTP/1.1\r\n"
-                f"Host: 127.0.0.1\r\nAccept: text/event-stream\r\n"
-                f"Authorization: Bearer {self.token}\r\n{resume}\r\n".encode()
-            )
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = head.split(b"\r\n", 1)[0].decode()
             if " 200 " not in status:
                 self.refused[status] += 1
                 raise ValueError(status)
             self.opens += 1
             self.connected = True
             self.opened.set()
-            buffer = b""
-            while not stop.is_set() and (chunk := await reader.read(65536)):
-                buffer += chunk
-                *frames, buffer = buffer.split(b"\n\n")
-                for frame in frames:
-                    event_id = STREAM_ID.search(frame)
-                    number = SOAK_N.search(frame)
-                    if event_id is None or number is None:
-                        continue
-                    self.last_id = event_id.group(1).decode()
-                    self.received[int(number.group(1))] += 1
+            async for frame, _ in event_source_frames(reader, stop):
+                event_id = FRAME_ID.search(frame)
+                number = SOAK_N.search(frame)
+                if event_id is None or number is None:
+                    continue
+                self.last_id = event_id.group(1).decode()
+                self.received[int(number.group(1))] += 1
         finally:
             self.connected = False
             writer.close()

@@ -36,10 +36,13 @@ sys.path.insert(0, str(ROOT))
 
 from bench.streams import (  # noqa: E402  (the path above first)
     BIN,
+    FRAME_ID,
     REDIS_URL,
     SETUP_PRELUDE,
     PrivatePostgres,
     Receipts,
+    event_source_connect,
+    event_source_frames,
     free_port,
     open_many,
     pct,
@@ -55,7 +58,6 @@ RATE = 20  # events/s
 RETRY = 2.0  # the `retry:` the hub sends, in seconds
 OPEN_BATCH = 100
 SEQ = re.compile(rb'"seq": (\d+)[,}]')
-ID = re.compile(rb"^id: (\S+)$", re.M)
 
 SETUP = (
     SETUP_PRELUDE
@@ -147,33 +149,23 @@ class Client:
             await asyncio.sleep(RETRY)
 
     async def _stream(self, stop: asyncio.Event) -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        reader, writer, status = await event_source_connect(
+            self.port, client_id=f"storm-{self.n}", token=self.token, last_id=self.last_id
+        )
         try:
-            resume = f"Last-Event-ID: {self.last_id}\r\n" if self.last_id else ""
-            writer.write(
-                f"GET /api/push/subscribe?kinds=newMessage&clientId=storm-{self.n} HTTP/1.1\r\n"
-                f"Host: 127.0.0.1\r\nAccept: text/event-stream\r\n"
-                f"Authorization: Bearer {self.token}\r\n{resume}\r\n".encode()
-            )
-            head = await reader.readuntil(b"\r\n\r\n")
-            if b" 200 " not in head.split(b"\r\n", 1)[0]:
-                raise ValueError(head.split(b"\r\n", 1)[0].decode())
+            if " 200 " not in status:
+                raise ValueError(status)
             self.opens.append(time.perf_counter())
             self.opened.set()
-            buffer = b""
-            while chunk := await reader.read(65536):
-                now = time.perf_counter()
-                buffer += chunk
-                *frames, buffer = buffer.split(b"\n\n")
-                for frame in frames:
-                    event_id = ID.search(frame)
-                    seq = SEQ.search(frame)
-                    if event_id is None or seq is None:
-                        continue
-                    self.last_id = event_id.group(1).decode()
-                    number = int(seq.group(1))
-                    self.seqs.append(number)
-                    self.received_at.setdefault(number, now)
+            async for frame, now in event_source_frames(reader):
+                event_id = FRAME_ID.search(frame)
+                seq = SEQ.search(frame)
+                if event_id is None or seq is None:
+                    continue
+                self.last_id = event_id.group(1).decode()
+                number = int(seq.group(1))
+                self.seqs.append(number)
+                self.received_at.setdefault(number, now)
         finally:
             writer.close()
 

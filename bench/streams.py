@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -349,6 +350,41 @@ class StreamClient:
             self.task.cancel()
         if self.writer is not None:
             self.writer.close()
+
+
+# A frame's event id, as a reconnecting client remembers it for Last-Event-ID.
+FRAME_ID = re.compile(rb"^id: (\S+)$", re.M)
+
+
+async def event_source_connect(
+    port: int, *, client_id: str, token: str, last_id: str
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, str]:
+    """Open notifyhub's `newMessage` stream for `client_id` as an EventSource does (with
+    `Last-Event-ID` once it has one); returns the reader, the writer and the status line (the
+    caller checks it for 200 and closes the writer)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    resume = f"Last-Event-ID: {last_id}\r\n" if last_id else ""
+    writer.write(
+        f"GET /api/push/subscribe?kinds=newMessage&clientId={client_id} HTTP/1.1\r\n"
+        f"Host: 127.0.0.1\r\nAccept: text/event-stream\r\n"
+        f"Authorization: Bearer {token}\r\n{resume}\r\n".encode()
+    )
+    head = await reader.readuntil(b"\r\n\r\n")
+    return reader, writer, head.split(b"\r\n", 1)[0].decode()
+
+
+async def event_source_frames(
+    reader: asyncio.StreamReader, stop: asyncio.Event | None = None
+) -> AsyncIterator[tuple[bytes, float]]:
+    """Each whole frame of an open stream, with the time its last chunk arrived, until the
+    server closes it (or `stop` is set)."""
+    buffer = b""
+    while not (stop is not None and stop.is_set()) and (chunk := await reader.read(65536)):
+        now = time.perf_counter()
+        buffer += chunk
+        *frames, buffer = buffer.split(b"\n\n")
+        for frame in frames:
+            yield frame, now
 
 
 async def open_many(
