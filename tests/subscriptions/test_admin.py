@@ -18,17 +18,21 @@ def operator(client, django_user_model):
     return client
 
 
-@pytest.fixture
-def subscriptions_operator(client, django_user_model):
-    """A staff user who may change subscriptions and nothing else (not a superuser)."""
-    user = django_user_model.objects.create_user("sam", password="pw", is_staff=True)
+def staff_who_may(client, django_user_model, username: str, codename: str):
+    """`client` logged in as a staff user (not a superuser) holding one subscriptions
+    permission."""
+    user = django_user_model.objects.create_user(username, password="pw", is_staff=True)
     user.user_permissions.add(
-        Permission.objects.get(
-            content_type__app_label="subscriptions", codename="change_subscription"
-        )
+        Permission.objects.get(content_type__app_label="subscriptions", codename=codename)
     )
     client.force_login(user)
     return client
+
+
+@pytest.fixture
+def subscriptions_operator(client, django_user_model):
+    """A staff user who may change subscriptions and nothing else."""
+    return staff_who_may(client, django_user_model, "sam", "change_subscription")
 
 
 @pytest.fixture
@@ -110,14 +114,7 @@ def test_ending_a_leaked_secret_now_shows_the_new_one_in_the_page_never_in_a_coo
 @pytest.fixture
 def subscriptions_viewer(client, django_user_model):
     """A staff user who may only view subscriptions."""
-    user = django_user_model.objects.create_user("vic", password="pw", is_staff=True)
-    user.user_permissions.add(
-        Permission.objects.get(
-            content_type__app_label="subscriptions", codename="view_subscription"
-        )
-    )
-    client.force_login(user)
-    return client
+    return staff_who_may(client, django_user_model, "vic", "view_subscription")
 
 
 @pytest.mark.parametrize(
