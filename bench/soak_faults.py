@@ -53,6 +53,10 @@ REDIS_DOWN = 3.0  # seconds between stopping Redis and starting it again
 DRAIN = 240.0  # longest wait after the load for every channel to catch up
 # Flat: the summed RSS of the last half grows by less than this per minute.
 FLAT_MIB_PER_MIN = 2.0
+# A process restarted by a fault grows back to its working size over its first requests and
+# tasks (imports, caches, pools): its samples this long after its first one are its warm-up, not
+# a leak, and stay out of the slope.
+WARMUP_MINUTES = 1.0
 # How long before a read-once pull request a row it took may have been ingested (seconds).
 PULL_SLACK = 5.0
 SOAK_N = re.compile(rb'"soak_n": (\d+)[,}]')
@@ -866,7 +870,7 @@ async def _soak(
 
     print(
         "\n## Memory (RSS MiB; slopes over each half, counting only the samples of the process "
-        "that was running at the half's end)\n"
+        f"that was running at the half's end, after its first {WARMUP_MINUTES:g} min)\n"
     )
     half = load_minutes / 2
     slopes = {"first": 0.0, "last": 0.0}
@@ -876,12 +880,19 @@ async def _soak(
             for s in samples
             if s[f"{process.name}_pid"] is not None
         ]
+        born: dict[object, float] = {}
+        for m, _, pid in series:
+            born.setdefault(pid, m)
         figures = []
         for label, part in (
             ("first", [p for p in series if p[0] <= half]),
             ("last", [p for p in series if p[0] >= half]),
         ):
-            incarnation = [(m, mib) for m, mib, pid in part if part and pid == part[-1][2]]
+            incarnation = [
+                (m, mib)
+                for m, mib, pid in part
+                if pid == part[-1][2] and m >= born[pid] + WARMUP_MINUTES
+            ]
             slope = slope_mib_per_min(incarnation) if len(incarnation) >= 3 else 0.0
             slopes[label] += slope
             figures.append(f"{label} half {slope:+.2f} MiB/min ({len(incarnation)} samples)")
