@@ -28,6 +28,7 @@ SCRIPTS = {
     "webhooks": ([], ["--events", "500", "--baseline-slow-events", "100"]),
     "push": ([], []),
     "streams": ([], []),
+    "many": ([], ["--streams", "2000", "--events", "40"]),
 }
 
 

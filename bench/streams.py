@@ -213,7 +213,12 @@ print(json.dumps({
 )
 
 
-def start_notifyhub(pg: PrivatePostgres, workdir: Path) -> Server:
+def notifyhub_setup(
+    pg: PrivatePostgres, *, streams: int
+) -> tuple[str, dict[str, str], dict[str, str]]:
+    """A fresh database on `pg` migrated for notifyhub, with a consumer (user `bench`) and a
+    producer: the database's name, the environment to serve it with (caps above `streams` streams
+    of one principal) and the two access tokens."""
     db = f"nh_bench_{os.getpid()}"
     pg.psql(f"drop database if exists {db}")
     pg.psql(f"create database {db}")
@@ -230,19 +235,31 @@ def start_notifyhub(pg: PrivatePostgres, workdir: Path) -> Server:
         "NOTIFYHUB_LOG_LEVEL": "WARNING",
         "DEBUG": "0",
         # Every bench stream is one principal's: caps above them.
-        "NOTIFYHUB_STREAM_MAX_PER_PRINCIPAL": str(2 * max(N, N_MANY)),
-        "NOTIFYHUB_STREAM_MAX_SESSIONS_PER_PRINCIPAL": str(2 * max(N, N_MANY)),
+        "NOTIFYHUB_STREAM_MAX_PER_PRINCIPAL": str(2 * streams),
+        "NOTIFYHUB_STREAM_MAX_SESSIONS_PER_PRINCIPAL": str(2 * streams),
     }
     tokens = json.loads(run_python(NOTIFYHUB_SETUP, env).strip().splitlines()[-1])
+    return db, env, tokens
+
+
+async def notifyhub_ingest(
+    client: httpx.AsyncClient, port: int, token: str, seq: int, *, user: str = "bench"
+) -> None:
+    """Post one `newMessage` for `user` carrying `seq` (the bench streams are user `bench`'s)."""
+    response = await client.post(
+        f"http://127.0.0.1:{port}/v1/notifications",
+        json={"event": {"type": "newMessage", "payload": {"user_id": user, "seq": seq}}},
+        headers={"Authorization": f"Bearer {token}", "Api-Version": "3.0"},
+    )
+    response.raise_for_status()
+
+
+def start_notifyhub(pg: PrivatePostgres, workdir: Path) -> Server:
+    db, env, tokens = notifyhub_setup(pg, streams=max(N, N_MANY))
     popen, port = start_daphne("notifyhub.asgi:application", env, workdir / "notifyhub.log")
 
     async def ingest(client: httpx.AsyncClient, seq: int) -> None:
-        response = await client.post(
-            f"http://127.0.0.1:{port}/v1/notifications",
-            json={"event": {"type": "newMessage", "payload": {"user_id": "bench", "seq": seq}}},
-            headers={"Authorization": f"Bearer {tokens['producer']}", "Api-Version": "3.0"},
-        )
-        response.raise_for_status()
+        await notifyhub_ingest(client, port, tokens["producer"], seq)
 
     return Server(
         name="notifyhub",
