@@ -13,11 +13,9 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
-from django.core.cache import caches
 from django.db import connections
 from django.http import HttpRequest, StreamingHttpResponse
 
-from notifyhub.cache import RedisCache
 from notifyhub.db_threads import db_threads_serving
 from streams.frames import (
     KEEP_ALIVE,
@@ -76,24 +74,10 @@ async def db_burst(function: Callable[..., T], /, **kwargs: Any) -> T:
         finally:
             if threads is None:
                 connections.close_all()
-            _release_caches()
 
     if threads is not None:
         return await threads.run(run)
     return await sync_to_async(run, thread_sensitive=False)()
-
-
-def _release_caches() -> None:
-    """Let go of the Redis connections of the caches this burst's context used (the token
-    cache, in auth).
-
-    Django keeps cache objects per async context, not per thread, and its Redis backend never
-    closes its pool: without this, every open stream would hold a Redis connection of its own
-    until it ends (docs/benchmarks.md has the count).
-    """
-    for cache in caches.all(initialized_only=True):
-        if isinstance(cache, RedisCache):
-            cache.disconnect()
 
 
 def release_request_connection() -> None:

@@ -1,9 +1,12 @@
-"""Idle streams hold no database connection and no thread of their own (the stock
-django-eventstream view holds one of each per stream)."""
+"""Idle streams hold no database connection, no thread and no Redis connection of their own
+(the stock django-eventstream view holds a database connection and a thread per stream)."""
 
+import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+from django.conf import settings
 from django.db import connection
 
 from tests import servers
@@ -31,6 +34,27 @@ def threads_of(pid: int) -> int:
     raise AssertionError("no Threads line")
 
 
+def redis_connections_of(pid: int) -> int:
+    """TCP connections of process `pid` to the Redis of settings.REDIS_URL."""
+    port = urlsplit(settings.REDIS_URL).port or 6379
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue  # closed meanwhile
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    count = 0
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+            if remote_port == port and fields[9] in inodes:
+                count += 1
+    return count
+
+
 def other_connections() -> int:
     with connection.cursor() as cursor:
         cursor.execute(
@@ -48,7 +72,7 @@ def daphne(transactional_db, log_dir):
     process.stop()
 
 
-def test_idle_streams_hold_no_database_connection_and_no_thread(daphne, member):
+def test_idle_streams_hold_no_database_connection_thread_or_redis_connection(daphne, member):
     streams = [
         open_stream(
             daphne.url, token=member.token, params={"clientId": f"c{n}", "kinds": "newMessage"}
@@ -61,6 +85,8 @@ def test_idle_streams_hold_no_database_connection_and_no_thread(daphne, member):
             stream.next()  # the first frame: the stream is open
         wait_for(lambda: other_connections() == 0, what="no database connection while idle")
         assert threads_of(daphne.popen.pid) < STREAMS / 2
+        # The token checks share the process's cache pool: a few connections, not one a stream.
+        assert redis_connections_of(daphne.popen.pid) < STREAMS / 4
         wanted = ingest("newMessage", user_id="maria")
         for stream in streams:
             assert [frame.id for frame in stream.events(1)] == [wanted]
