@@ -29,6 +29,7 @@ SCRIPTS = {
     "push": ([], []),
     "streams": ([], []),
     "many": ([], ["--streams", "2000", "--events", "40"]),
+    "storm": ([], ["--streams", "1000"]),
 }
 
 

@@ -9,12 +9,15 @@ new one started on the same port; every client reconnects as EventSource does: a
 Measured: how long until every client is back (a 200 from the new process, and every event
 ingested before its reconnect received: the replay done), events lost and repeated per client
 over the whole run, open rate during the storm and for a fresh open of N, database connections
-and memory per stream once idle. Baseline in the same run: django-eventstream's stock view
-opening BENCH_STORM_STOCK_N (1000) streams the same way (100 at a time).
+and memory per stream once idle. Baselines in the same run: django-eventstream's stock view
+opening BENCH_STORM_STOCK_N (1000) streams the same way (100 at a time), and the ceiling of an
+open on this process: the stream endpoint's own 422 (authenticated, no `clientId`) on a new
+connection each, which does everything an open does before its session (`refusals_per_s`).
 
 Run: `.venv/bin/python bench/storm.py` (as root it runs PostgreSQL as the `postgres` user).
 """
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -54,6 +57,7 @@ from bench.streams import (  # noqa: E402  (the path above first)
 N = int(os.environ.get("BENCH_STORM_N", "10000"))
 USERS = int(os.environ.get("BENCH_STORM_USERS", "100"))
 STOCK_N = int(os.environ.get("BENCH_STORM_STOCK_N", "1000"))
+CEILING_N = 2000  # refused requests timed for the ceiling of an open
 RATE = 20  # events/s
 RETRY = 2.0  # the `retry:` the hub sends, in seconds
 OPEN_BATCH = 100
@@ -193,6 +197,35 @@ async def produce(
             response.raise_for_status()
             sent[seq] = (user, time.perf_counter())
             seq += 1
+
+
+async def refusals_per_s(port: int, token: str, count: int) -> float:
+    """The ceiling of an open, same process, same run: how fast the stream endpoint answers a
+    request refused only for its parameters (no `clientId`: 422), each on a new connection, 100
+    at a time. That answer costs all an open does up to and including authentication (the
+    connection, the middleware, the token) and none of what follows (the session, the replay,
+    the stream)."""
+
+    async def one() -> bool:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(
+                b"GET /api/push/subscribe?kinds=newMessage HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Accept: text/event-stream\r\nConnection: close\r\n"
+                + f"Authorization: Bearer {token}\r\n\r\n".encode()
+            )
+            answer = await reader.read()
+            return answer.startswith(b"HTTP/1.1 422 ")
+        finally:
+            writer.close()
+
+    started = time.perf_counter()
+    refused = 0
+    for _ in range(0, count, OPEN_BATCH):
+        refused += sum(await asyncio.gather(*(one() for _ in range(OPEN_BATCH))))
+    if refused != count:
+        raise RuntimeError(f"{count - refused} of {count} were not refused with 422")
+    return count / (time.perf_counter() - started)
 
 
 def web_connections(pg: PrivatePostgres, db: str, app: str) -> int:
@@ -338,10 +371,13 @@ async def storm(pg: PrivatePostgres, workdir: Path) -> dict[str, object]:
     if lossy:
         out["lossy_clients"] = lossy
 
-    await asyncio.sleep(5)  # idle
+    await asyncio.sleep(8)  # idle: past NOTIFYHUB_WEB_DB_IDLE (5 s)
     out["db_connections_idle"] = web_connections(pg, db, "storm-streams")
     out["kib_per_stream_after"] = round(
         (proc_stats(streams.popen.pid)["rss_kib"] - fresh["rss_kib"]) / N, 1
+    )
+    out["ceiling_refusals_per_s"] = round(
+        await refusals_per_s(streams.port, tokens["consumers"][0], CEILING_N), 1
     )
     for client in clients:
         if client.task is not None:
@@ -366,6 +402,10 @@ async def stock_opens(pg: PrivatePostgres, workdir: Path) -> dict[str, object]:
 
 
 def main() -> None:
+    global N
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--streams", type=int, default=N, help="N (BENCH_STORM_N)")
+    N = parser.parse_args().streams
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if hard < N + 1000:
@@ -393,6 +433,14 @@ def main() -> None:
         baseline_name="stock django-eventstream opens/s",
         baseline=float(stock["opens_per_s"]),  # type: ignore[arg-type]
         target="≥ 5x stock",
+    )
+    record(
+        f"reconnect storm of {N} streams: stream opens/s",
+        float(ours["storm_opens_per_s"]),  # type: ignore[arg-type]
+        "opens/s",
+        baseline_name="the stream endpoint's 422 on a new connection (ceiling)",
+        baseline=float(ours["ceiling_refusals_per_s"]),  # type: ignore[arg-type]
+        baseline_unit="answers/s",
     )
     print(f"\n## Reconnect storm: {N} streams of {USERS} users, {RATE} events/s\n")
     print("| measure | value |")
