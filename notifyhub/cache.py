@@ -10,7 +10,7 @@ as were in use at once (one per thread running a cache call), however many strea
 """
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.cache.backends.redis import RedisCacheClient
@@ -23,6 +23,14 @@ _pools_lock = threading.Lock()
 class SharedPoolRedisCacheClient(RedisCacheClient):
     """Django's client, taking its pools from the process's (`_pools`) instead of making its
     own. redis-py's pools are thread-safe, and start afresh in a forked child."""
+
+    if TYPE_CHECKING:  # Django's, which its stubs leave out
+        _pools: dict[int, Any]
+        _servers: list[str]
+        _pool_options: dict[str, Any]
+        _pool_class: Any
+
+        def _get_connection_pool_index(self, write: bool) -> int: ...
 
     def _get_connection_pool(self, write: bool) -> Any:
         index = self._get_connection_pool_index(write)
