@@ -75,14 +75,46 @@ db_threads_serve(
 )
 
 
+# The streams' middleware chain: settings.MIDDLEWARE with these entries replaced by the given
+# one, or left out (None). Left out: what a GET of a stream never uses (CSRF, the views are
+# exempt; messages; frame options of an HTML page). Replaced:
+# the same middleware running its hooks on the event loop (notifyhub.middleware.InlineHooks).
+# Each left-out or replaced hook was a hop to the one shared sync thread and back: 15 per open
+# before, 2 now (the session's, whose response hook may save it).
+STREAM_MIDDLEWARE_CHANGES = {
+    "django.middleware.security.SecurityMiddleware": (
+        "notifyhub.middleware.InlineSecurityMiddleware"
+    ),
+    "django.middleware.common.CommonMiddleware": "notifyhub.middleware.InlineCommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware": None,
+    "django.contrib.auth.middleware.AuthenticationMiddleware": (
+        "notifyhub.middleware.InlineAuthenticationMiddleware"
+    ),
+    "django.contrib.messages.middleware.MessageMiddleware": None,
+    "django.middleware.clickjacking.XFrameOptionsMiddleware": None,
+}
+
+
 class StreamASGIHandler(ASGIHandler):
     """Django's handler for long-lived streams, without asgiref's per-request thread.
 
     The stock handler wraps each request in a ThreadSensitiveContext, which gives the request a
     thread of its own for its sync parts (middleware) and keeps it until the response ends: one
     idle thread per open stream. Here the sync parts run on asgiref's one shared thread and the
-    stream views do their database work in short bursts on the shared pool.
+    stream views do their database work in short bursts on the shared pool. Its middleware is
+    the streams' own chain (STREAM_MIDDLEWARE_CHANGES).
     """
+
+    def load_middleware(self, is_async: bool = False) -> None:
+        full = settings.MIDDLEWARE
+        streams = [STREAM_MIDDLEWARE_CHANGES.get(path, path) for path in full]
+        # Django builds the chain from the setting alone; it is swapped for this one build, at
+        # import time, before any request is served.
+        settings.MIDDLEWARE = [path for path in streams if path is not None]
+        try:
+            super().load_middleware(is_async)
+        finally:
+            settings.MIDDLEWARE = full
 
     async def __call__(self, scope, receive, send):  # type: ignore[no-untyped-def]  # ASGI scope/receive/send
         await self.handle(scope, receive, send)

@@ -3,12 +3,16 @@ error body, never an HTML page, for a bad request or a view's exception whatever
 
 import re
 import uuid
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.core.exceptions import SuspiciousOperation
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
+from django.middleware.common import CommonMiddleware
+from django.middleware.security import SecurityMiddleware
 from django.utils.deprecation import MiddlewareMixin
 
 from notifyhub import errors
@@ -64,6 +68,39 @@ class RequestIdMiddleware:
         return response
 
 
+class InlineHooks(MiddlewareMixin):
+    """For a middleware whose `process_request` and `process_response` do no I/O: in an async
+    chain (the streams', notifyhub/asgi.py) they run on the event loop. Django's MiddlewareMixin
+    cannot know that, so it runs each hook on the one shared sync thread, a hop there and back
+    per hook per request, which a reconnect storm's opens queue for. Database access on the
+    event loop raises (SynchronousOnlyOperation), so a hook that did I/O would fail loudly."""
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        response = None
+        if hasattr(self, "process_request"):
+            response = self.process_request(request)
+        if response is None:
+            response = await cast(Awaitable[HttpResponseBase], self.get_response(request))
+        if hasattr(self, "process_response"):
+            response = self.process_response(request, response)
+        return cast(HttpResponseBase, response)
+
+
+class InlineSecurityMiddleware(InlineHooks, SecurityMiddleware):
+    """Django's SecurityMiddleware (a redirect decision and response headers) for the streams'
+    async chain: MIDDLEWARE keeps Django's own, which `check --deploy` looks for by name."""
+
+
+class InlineCommonMiddleware(InlineHooks, CommonMiddleware):
+    """Django's CommonMiddleware (APPEND_SLASH, and the Content-Length of an answer that is not
+    a stream, such as a refused open's error) for the streams' async chain."""
+
+
+class InlineAuthenticationMiddleware(InlineHooks, AuthenticationMiddleware):
+    """Django's AuthenticationMiddleware (it sets the lazy `request.user` and `request.auser`,
+    loading nothing) for the streams' async chain."""
+
+
 class ApiErrorMiddleware(MiddlewareMixin):
     """A view's exception on an API path gets the platform's JSON error body with DEBUG on too
     (`make run` runs with it on), not Django's HTML debug page; other paths keep Django's."""
@@ -74,7 +111,7 @@ class ApiErrorMiddleware(MiddlewareMixin):
         return errors.api_exception_response(request, exception)
 
 
-class ApiRequestCheckMiddleware(MiddlewareMixin):
+class ApiRequestCheckMiddleware(InlineHooks):
     """On API paths, what the middleware below would trip over is answered here in JSON: a
     `Host` outside ALLOWED_HOSTS, a query string past DATA_UPLOAD_MAX_NUMBER_FIELDS.
 
