@@ -53,6 +53,7 @@ from bench.streams import (  # noqa: E402  (the path above first)
     run_python,
     start_stock,
 )
+from notifyhub.serving import LISTEN_BACKLOG  # noqa: E402  (the path above first)
 
 N = int(os.environ.get("BENCH_STORM_N", "10000"))
 USERS = int(os.environ.get("BENCH_STORM_USERS", "100"))
@@ -92,10 +93,11 @@ class Web:
             self.popen = subprocess.Popen(
                 [
                     str(BIN / "daphne"),
-                    "--bind",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
+                    "--endpoint",
+                    # The listen backlog `manage.py serve` gives (notifyhub/serving.py), not
+                    # Twisted's 50: with 50, most of a storm's connections were dropped at the
+                    # handshake and retried on TCP's backoff (1, 3, 7, 15, 31 s...).
+                    f"tcp:port={self.port}:interface=127.0.0.1:backlog={LISTEN_BACKLOG}",
                     "notifyhub.asgi:application",
                 ],
                 cwd=ROOT,

@@ -17,6 +17,12 @@ import time
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
+# Connections the kernel completes for a process before it accepts them (capped by
+# net.core.somaxconn, 4096 on current kernels). After a restart every client of the process
+# reconnects at once; with a short queue (Twisted's default is 50) the kernel drops most of
+# their handshakes and each client retries on TCP's backoff (1, 3, 7, 15, 31 s...), which made
+# a reconnect storm's last clients wait minutes (docs/benchmarks.md).
+LISTEN_BACKLOG = 4096
 
 
 def serve(*, host: str, port: int, processes: int, application: str) -> int:
@@ -29,7 +35,7 @@ def serve(*, host: str, port: int, processes: int, application: str) -> int:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         listener.bind((host, port))
-        listener.listen(1024)
+        listener.listen(LISTEN_BACKLOG)
         listener.set_inheritable(True)
         listeners.append(listener)
 
