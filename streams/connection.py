@@ -9,6 +9,7 @@ short burst on the shared pool, closed afterwards (`db_burst`).
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
@@ -39,6 +40,10 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 TAKEOVER_WAIT = 2.0
+
+# How long after its replay a stream still looks for the replayed events' own copies in its
+# inbox (each arrives within moments of its commit; a copy later than this goes out twice).
+REPLAY_OVERLAP = 30.0
 
 _background: set[asyncio.Task[Any]] = set()
 
@@ -104,16 +109,27 @@ async def _close_session(session_id: int, connection: StreamConnection, last_sen
         logger.exception("could not record the end of stream session %s", session_id)
 
 
-async def _live(connection: StreamConnection, last_sent: str) -> AsyncIterator[tuple[bytes, str]]:
-    """(frame, event id) pairs from the inbox, keep-alives included, until told to close."""
+async def _live(
+    connection: StreamConnection, replayed: set[str] | None = None
+) -> AsyncIterator[tuple[bytes, str]]:
+    """(frame, event id) pairs from the inbox, keep-alives included, until told to close.
+
+    Events come in the order their producers committed, which is not always their ids' order
+    (two producers, or two web processes, commit in either order): each is delivered whatever
+    its id. Only what the replay already sent is skipped (the inbox fills while the log is
+    read), for REPLAY_OVERLAP seconds: a copy on the bus arrives within moments of its commit.
+    """
+    forget_replayed_at = time.monotonic() + REPLAY_OVERLAP
     while True:
         what, value = await connection.next()
         if what == "event":
             event_id, frame = value
-            # Already sent by the replay (the inbox fills while the log is read).
-            if event_id <= last_sent:
-                continue
-            last_sent = event_id
+            if replayed:
+                if event_id in replayed:
+                    replayed.discard(event_id)
+                    continue
+                if time.monotonic() > forget_replayed_at:
+                    replayed.clear()
             yield frame, event_id
         elif what == "keepalive":
             yield KEEP_ALIVE, ""
@@ -170,16 +186,19 @@ async def session_stream(
         await hub.attach(connection)
         if opened.took_over:
             last_sent = await _take_over(connection, opened, last_sent)
+        replayed: set[str] = set()
         while True:
             page = await db_burst(stream_filter_replay_page, filter=opened.filter, after=last_sent)
             for event in page:
                 last_sent = event["id"]
+                replayed.add(last_sent)
                 yield stream_event_frame(event).encode()
             if len(page) < REPLAY_PAGE_SIZE:
                 break
-        async for frame, event_id in _live(connection, last_sent):
-            if event_id:
-                last_sent = event_id
+        async for frame, event_id in _live(connection, replayed):
+            # The position recorded at the end: the highest id sent, so a resume without
+            # Last-Event-ID repeats nothing (an earlier id may arrive after a later one).
+            last_sent = max(last_sent, event_id)
             yield frame
     except Exception:
         # Never let an exception escape once the status is sent: it would end daphne's
@@ -197,7 +216,7 @@ async def feed_stream(request: HttpRequest, connection: StreamConnection) -> Asy
         yield (retry_frame() + "\n").encode()
         await hub.attach(connection)
         # The hub sends feeds unnamed ("message") frames: the page shows every type.
-        async for frame, _ in _live(connection, ""):
+        async for frame, _ in _live(connection):
             yield frame
     except Exception:
         logger.exception("admin live feed failed")

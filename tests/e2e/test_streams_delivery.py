@@ -1,12 +1,13 @@
 """The Push API over a real daphne, read by a real SSE client: frames, filters, takeover,
 tickets and loggedOut."""
 
+import threading
 import time
 
 import httpx
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import Client
 
 from notifyhub.models import Account, AccountMember
@@ -49,6 +50,44 @@ def test_frames_carry_the_event_id_and_kind_beside_the_payload_unmodified(daphne
         assert frame.event == "newMessage"
         assert data(frame) == payload
     finally:
+        stream.close()
+
+
+def test_events_committed_out_of_their_ids_order_all_reach_an_open_stream(daphne, member):
+    """Two producers: the first takes its event id, the second a later one and commits first.
+    The bus hands the stream the later id first; the earlier one must still arrive when its
+    producer commits (ids order the log, not the bus: two web processes publish in commit
+    order)."""
+    stream = open_stream(
+        daphne.url, token=member.token, params={"clientId": "web", "kinds": "newMessage"}
+    )
+    took_id, commit = threading.Event(), threading.Event()
+    earlier: list[str] = []
+
+    def slow_producer() -> None:
+        try:
+            with transaction.atomic():
+                earlier.append(ingest("newMessage", user_id="maria", n=1))
+                took_id.set()
+                commit.wait(10)
+        finally:
+            connection.close()
+
+    producer = threading.Thread(target=slow_producer)
+    try:
+        assert stream.status == 200
+        producer.start()
+        assert took_id.wait(10)
+        later = ingest("newMessage", user_id="maria", n=2)
+        assert [frame.id for frame in stream.events(1)] == [later]
+        commit.set()
+        producer.join(10)
+        assert earlier[0] < later
+        assert [frame.id for frame in stream.events(1, timeout=5)] == earlier
+    finally:
+        commit.set()
+        if producer.ident is not None:
+            producer.join(10)
         stream.close()
 
 
