@@ -30,6 +30,7 @@ SCRIPTS = {
     "streams": ([], []),
     "many": ([], ["--streams", "2000", "--events", "40"]),
     "storm": ([], ["--streams", "1000"]),
+    "capacity": ([], ["--events", "300"]),
 }
 
 
